@@ -1,0 +1,1 @@
+"""flopcast.calibration: see ARCHITECTURE.md."""

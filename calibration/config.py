@@ -1,0 +1,129 @@
+"""The one configuration record of ``flopcast calibrate``, with the ``--quick`` preset."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+DEVICES = ("cpu", "cuda")
+DTYPES = ("fp32", "tf32", "bf16", "fp16")
+DEFAULT_OUT = Path("flopcast-calibration")
+DEFAULT_COUNTRY = "FRA"
+
+
+class CalibrateConfigError(ValueError):
+    """An option of ``flopcast calibrate`` is invalid."""
+
+
+@dataclass(frozen=True)
+class CalibrateConfig:
+    """Everything one calibration campaign needs.
+
+    Attributes:
+        device: ``cpu`` or ``cuda``.
+        out_dir: where tables, the descriptor and exports go.
+        quick: preset that calibrates a new CPU in a few minutes (few small configs, 2-3 zoo models).
+        budget_minutes: wall-clock cap of the campaign, min (``None``: no cap).
+        families: microbenchmark families to run (``None``: all registered).
+        dtypes: dtypes to sample (``None``: each family's defaults for the device).
+        zoo: zoo models to measure (``None``: the preset's choice; empty: none).
+        configs_per_family: sampled shapes per family and dtype.
+        country: ISO 3166 alpha-3 country of the grid, for CodeCarbon.
+        tracking_uri: MLflow tracking URI (``None``: MLflow's own default, a local store in the cwd).
+        experiment: MLflow experiment name (``None``: ``flopcast-<hardware>``).
+        ops_from: op tables (parquet) of analysed models whose shapes are benchmarked too.
+        seed: seed of shape sampling and ordering.
+        energy: whether to read energy at all.
+        energy_share: share of microbenchmark configs that also get an energy window (0..1).
+        min_window_s: minimum timing window, s.
+        n_windows: timed windows per measurement.
+        energy_window_s: minimum energy window, s.
+        max_working_set_bytes: cap of one microbenchmark's tensors, bytes (``None``: from device memory).
+        step_batch_sizes: batch sizes of zoo steps (``None``: each model's own list).
+        step_precisions: precisions of zoo steps (``None``: device defaults).
+        step_modes: modes of zoo steps.
+        shard_index: this process's shard of the config list (SLURM array task id).
+        shard_count: number of shards.
+        slurm: submit a SLURM job array instead of running here.
+        partition: SLURM partition.
+        gres: SLURM generic resources (``gpu:h100:1``).
+        array: number of array tasks (shards).
+        time_min: SLURM time limit per task, min.
+        dry_run: print the sbatch script instead of submitting.
+        track: log the campaign to MLflow.
+        progress: show a progress bar.
+    """
+
+    device: str = "cpu"
+    out_dir: Path = DEFAULT_OUT
+    quick: bool = False
+    budget_minutes: float | None = None
+    families: tuple[str, ...] | None = None
+    dtypes: tuple[str, ...] | None = None
+    zoo: tuple[str, ...] | None = None
+    configs_per_family: int = 24
+    country: str = DEFAULT_COUNTRY
+    tracking_uri: str | None = None
+    experiment: str | None = None
+    ops_from: tuple[Path, ...] = ()
+    seed: int = 0
+    energy: bool = True
+    energy_share: float = 0.1
+    min_window_s: float = 0.05
+    n_windows: int = 3
+    energy_window_s: float = 1.0
+    max_working_set_bytes: int | None = None
+    step_batch_sizes: tuple[int, ...] | None = None
+    step_precisions: tuple[str, ...] | None = None
+    step_modes: tuple[str, ...] = ("train", "infer")
+    shard_index: int = 0
+    shard_count: int = 1
+    slurm: bool = False
+    partition: str | None = None
+    gres: str | None = None
+    array: int = 1
+    time_min: int = 60
+    dry_run: bool = False
+    track: bool = True
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.device not in DEVICES:
+            raise CalibrateConfigError(f"--device must be one of {', '.join(DEVICES)}, not {self.device!r}")
+        bad = [d for d in self.dtypes or () if d not in DTYPES]
+        if bad:
+            raise CalibrateConfigError(f"unknown dtype(s) {', '.join(bad)}: use {', '.join(DTYPES)}")
+        if self.budget_minutes is not None and self.budget_minutes <= 0:
+            raise CalibrateConfigError(f"--budget-minutes must be > 0, not {self.budget_minutes}")
+        if not 0.0 <= self.energy_share <= 1.0:
+            raise CalibrateConfigError(f"energy share must lie in [0, 1], not {self.energy_share}")
+        if self.configs_per_family < 1 or self.n_windows < 1 or self.min_window_s <= 0:
+            raise CalibrateConfigError("configs per family and windows must be >= 1, window length > 0")
+        if not 0 <= self.shard_index < self.shard_count:
+            raise CalibrateConfigError(f"shard {self.shard_index} is outside 0..{self.shard_count - 1}")
+
+    def with_preset(self) -> CalibrateConfig:
+        """The config with the ``--quick`` preset applied where the user left defaults.
+
+        ``--quick``: 8 small shapes per family, fp32 only, working sets <= 16 MiB, 30 ms windows,
+        energy on 5 % of the configs and on the zoo steps, a few small zoo models at two batch sizes
+        (chosen by the campaign when ``zoo`` is unset).
+        """
+        if not self.quick:
+            return self
+        return replace(
+            self,
+            configs_per_family=min(self.configs_per_family, 8),
+            dtypes=self.dtypes or ("fp32",),
+            max_working_set_bytes=self.max_working_set_bytes or 16 * 2**20,
+            min_window_s=min(self.min_window_s, 0.03),
+            energy_share=min(self.energy_share, 0.05),
+            step_batch_sizes=self.step_batch_sizes or (1, 8),
+            step_precisions=self.step_precisions or ("fp32",),
+            budget_minutes=self.budget_minutes or 3.0,
+        )
+
+    def shard(self, index: int, count: int) -> CalibrateConfig:
+        """The same campaign restricted to shard ``index`` of ``count`` (no SLURM submission)."""
+        return replace(self, shard_index=index, shard_count=count, slurm=False, dry_run=False)
+

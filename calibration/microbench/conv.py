@@ -1,0 +1,144 @@
+"""Convolutions: conv2d forward, its input and weight gradients, and conv1d forward."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+import torch.nn.functional as F
+
+from flopcast.calibration.microbench import register_family
+from flopcast.calibration.microbench.base import Closure, Config, Family, itemsize, log_int, rand, row_dtype, row_shapes
+from flopcast.features.records import Phase
+
+_CONV = {1: F.conv1d, 2: F.conv2d}
+_MASKS = {"grad_input": [True, False, False], "grad_weight": [False, True, False]}
+
+
+class Convolution(Family):
+    """Square (2-d) or 1-d convolutions, dense or depthwise, padding ``k // 2``, no bias.
+
+    Attributes:
+        ndim: spatial dims (1 or 2).
+        pass_: ``fwd``, ``grad_input`` or ``grad_weight``.
+        max_size: largest spatial side sampled.
+    """
+
+    ndim: ClassVar[int] = 2
+    pass_: ClassVar[str] = "fwd"
+    max_size: ClassVar[int] = 256
+    kernels: ClassVar[tuple[int, ...]] = (1, 3, 3, 3, 5, 7)
+    shrink_keys = ("n", "c_in", "c_out", "size")
+    gpu_dtypes = ("fp32", "tf32", "bf16", "fp16")
+
+    def sample(self, rng: random.Random) -> Config:
+        k = rng.choice(self.kernels)
+        depthwise = rng.random() < 0.15
+        c_in = log_int(rng, 1, 1024)
+        return {
+            "n": log_int(rng, 1, 128),
+            "c_in": c_in,
+            "c_out": c_in if depthwise else log_int(rng, 1, 1024),
+            "size": log_int(rng, max(4, k), self.max_size),
+            "k": k,
+            "stride": rng.choice((1, 1, 2)),
+            "padding": k // 2,
+            "depthwise": depthwise,
+        }
+
+    def phase(self, config: Config) -> Phase:
+        return Phase.FORWARD if self.pass_ == "fwd" else Phase.BACKWARD
+
+    def _shapes(self, c: Config) -> tuple[tuple[int, ...], tuple[int, ...], tuple[int, ...], int]:
+        groups = c["c_in"] if c["depthwise"] else 1
+        c_out = c["c_in"] if c["depthwise"] else c["c_out"]
+        out = (c["size"] + 2 * c["padding"] - c["k"]) // c["stride"] + 1
+        nd = self.ndim
+        x = (c["n"], c["c_in"], *(c["size"],) * nd)
+        w = (c_out, c["c_in"] // groups, *(c["k"],) * nd)
+        y = (c["n"], c_out, *(max(out, 1),) * nd)
+        return x, w, y, groups
+
+    def working_set_bytes(self, config: Config) -> int:
+        return itemsize(config["dtype"]) * sum(math.prod(s) for s in self._shapes(config)[:3])
+
+    def build(self, config: Config, device: str) -> Closure:
+        x_shape, w_shape, y_shape, groups = self._shapes(config)
+        nd, dtype = self.ndim, config["dtype"]
+        x, w = rand(x_shape, dtype, device), rand(w_shape, dtype, device)
+        stride, padding = [config["stride"]] * nd, [config["padding"]] * nd
+        if self.pass_ == "fwd":
+            return lambda: _CONV[nd](x, w, None, stride, padding, 1, groups)
+        gy, mask = rand(y_shape, dtype, device), _MASKS[self.pass_]
+        return lambda: torch.ops.aten.convolution_backward(
+            gy, x, w, None, stride, padding, [1] * nd, False, [0] * nd, groups, mask
+        )
+
+    def config_from_op(self, row: Mapping[str, Any]) -> Config | None:
+        dtype, shapes = row_dtype(row), row_shapes(row)
+        attrs = json.loads(row.get("attrs") or "{}")
+        backward = str(row["op"]).startswith("aten.convolution_backward")
+        x, w = (shapes[1], shapes[2]) if backward else (shapes[0], shapes[1])
+        mask = attrs.get("output_mask", [True, True, False])
+        wanted = mask[0] if self.pass_ == "grad_input" else mask[1] if self.pass_ == "grad_weight" else True
+        if dtype is None or attrs.get("transposed") or len(x) != self.ndim + 2 or backward != (self.pass_ != "fwd"):
+            return None
+        if not wanted:
+            return None
+        groups = int(attrs.get("groups", 1))
+        if groups not in (1, x[1]):
+            return None
+        first = lambda v, default: int(v[0] if isinstance(v, list) else v) if v is not None else default  # noqa: E731
+        return {
+            "n": x[0],
+            "c_in": x[1],
+            "c_out": w[0],
+            "size": round(math.prod(x[2:]) ** (1 / self.ndim)),
+            "k": w[2],
+            "stride": first(attrs.get("stride"), 1),
+            "padding": first(attrs.get("padding"), w[2] // 2),
+            "depthwise": groups > 1 and groups == x[1],
+            "dtype": dtype,
+        }
+
+
+@register_family
+class Conv2dForward(Convolution):
+    """conv2d forward."""
+
+    name = "conv2d_fwd"
+    ops = ("aten.convolution",)
+    main_ops = ("aten.convolution",)
+
+
+@register_family
+class Conv2dGradInput(Convolution):
+    """Gradient of conv2d with respect to its input."""
+
+    name = "conv2d_grad_input"
+    pass_ = "grad_input"
+    ops = main_ops = ("aten.convolution_backward",)
+
+
+@register_family
+class Conv2dGradWeight(Convolution):
+    """Gradient of conv2d with respect to its weight."""
+
+    name = "conv2d_grad_weight"
+    pass_ = "grad_weight"
+    ops = main_ops = ("aten.convolution_backward",)
+
+
+@register_family
+class Conv1dForward(Convolution):
+    """conv1d forward over sequences up to 8192 long."""
+
+    name = "conv1d"
+    ndim = 1
+    max_size = 8192
+    kernels = (1, 3, 3, 5, 7, 15)
+    ops = main_ops = ("aten.convolution",)

@@ -1,0 +1,1 @@
+"""flopcast.datasets: see ARCHITECTURE.md."""

@@ -1,0 +1,1 @@
+"""flopcast.features: see ARCHITECTURE.md."""

@@ -1,0 +1,130 @@
+"""Autocast for a CUDA target, emulated while tracing on CPU fake tensors.
+
+CUDA's autocast kernels cannot run on this CPU-only tracing path (autograd refuses CUDA fake tensors
+without a CUDA build), so this TorchFunctionMode applies CUDA's published op lists above autograd:
+lower-precision ops cast their floating inputs to the autocast dtype, fp32 ops to float32,
+``fp32_set_opt_dtype`` ops get ``dtype=float32`` and promote ops run in the widest input dtype.
+Casts of leaf tensors that require grad are cached within the region, as autocast does. Lists follow
+``aten/src/ATen/autocast_mode.cpp`` (CUDA section); float64 tensors are never cast.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from typing import Any
+
+import torch
+from torch.overrides import TorchFunctionMode
+
+_LOWER = (
+    "torch._C._nn.linear", "torch.matmul", "torch.Tensor.matmul", "torch.Tensor.__matmul__",
+    "torch.Tensor.__rmatmul__", "torch.mm", "torch.Tensor.mm", "torch.bmm", "torch.Tensor.bmm",
+    "torch.addmm", "torch.Tensor.addmm", "torch.baddbmm", "torch.Tensor.baddbmm", "torch.addbmm",
+    "torch.addmv", "torch.addr", "torch.mv", "torch.einsum", "torch.conv1d", "torch.conv2d",
+    "torch.conv3d", "torch.conv_transpose1d", "torch.conv_transpose2d", "torch.conv_transpose3d",
+    "torch.conv_tbc", "torch.prelu", "torch._C._nn.scaled_dot_product_attention",
+    "torch.nn.functional.scaled_dot_product_attention", "torch.chain_matmul", "torch.linalg.multi_dot",
+    "torch.lstm_cell", "torch.gru_cell", "torch.rnn_tanh_cell", "torch.rnn_relu_cell", "torch.lstm",
+    "torch.gru", "torch.linalg.vecdot",
+)
+_FP32 = (
+    "torch.acos", "torch.asin", "torch.cosh", "torch.erfinv", "torch.exp", "torch.Tensor.exp",
+    "torch.expm1", "torch.log", "torch.Tensor.log", "torch.log10", "torch.log2", "torch.log1p",
+    "torch.reciprocal", "torch.rsqrt", "torch.Tensor.rsqrt", "torch.sinh", "torch.tan", "torch.pow",
+    "torch.Tensor.pow", "torch.Tensor.__pow__", "torch._C._nn.softplus", "torch.layer_norm",
+    "torch.group_norm", "torch.norm", "torch.cosine_similarity", "torch.poisson_nll_loss",
+    "torch.cosine_embedding_loss", "torch._C._nn.nll_loss", "torch._C._nn.nll_loss_nd",
+    "torch._C._nn.nll_loss2d", "torch.hinge_embedding_loss", "torch.kl_div", "torch._C._nn.l1_loss",
+    "torch._C._nn.smooth_l1_loss", "torch._C._nn.huber_loss", "torch._C._nn.mse_loss",
+    "torch.margin_ranking_loss", "torch._C._nn.multilabel_margin_loss", "torch._C._nn.soft_margin_loss",
+    "torch.triplet_margin_loss", "torch._C._nn.multi_margin_loss",
+    "torch.binary_cross_entropy_with_logits", "torch.dist", "torch.pdist", "torch.cdist", "torch.renorm",
+    "torch.logsumexp", "torch._C._nn.cross_entropy_loss", "torch._C._nn.upsample_nearest1d",
+    "torch._C._nn.upsample_nearest2d", "torch._C._nn.upsample_nearest3d", "torch._C._nn.upsample_linear1d",
+    "torch._C._nn.upsample_bilinear2d", "torch._C._nn.upsample_trilinear3d", "torch._C._nn.upsample_bicubic2d",
+)
+# Ops with an optional dtype argument: autocast sets dtype=float32 when the caller gave none.
+_FP32_SET_DTYPE = (
+    "torch.prod", "torch.Tensor.prod", "torch.softmax", "torch.Tensor.softmax", "torch._C._nn.softmax",
+    "torch.nn.functional.softmax", "torch.log_softmax", "torch.Tensor.log_softmax",
+    "torch.nn.functional.log_softmax", "torch.cumprod", "torch.cumsum", "torch.Tensor.cumsum",
+    "torch.linalg.vector_norm", "torch.linalg.matrix_norm", "torch.sum", "torch.Tensor.sum",
+)
+_PROMOTE = (
+    "torch.addcdiv", "torch.addcmul", "torch.atan2", "torch.bilinear", "torch.cross", "torch.dot",
+    "torch.grid_sampler", "torch.index_put", "torch.scatter_add", "torch.tensordot", "torch.cat",
+    "torch.stack", "torch.index_copy",
+)
+
+
+def _resolve(names: Iterable[str]) -> set[Callable[..., Any]]:
+    found: set[Callable[..., Any]] = set()
+    for name in names:
+        obj: Any = torch
+        for part in name.split(".")[1:]:
+            obj = getattr(obj, part, None)
+            if obj is None:
+                break
+        if obj is not None:
+            found.add(obj)
+    return found
+
+
+LOWER_PRECISION_FUNCS = _resolve(_LOWER)
+FP32_FUNCS = _resolve(_FP32)
+FP32_SET_DTYPE_FUNCS = _resolve(_FP32_SET_DTYPE)
+PROMOTE_FUNCS = _resolve(_PROMOTE)
+
+
+def _eligible(t: Any) -> bool:
+    return isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype is not torch.float64
+
+
+class CudaAutocastEmulation(TorchFunctionMode):
+    """Apply CUDA autocast's casting policy to torch function calls (see module docstring).
+
+    Args:
+        dtype: the autocast dtype (``torch.bfloat16`` or ``torch.float16``).
+    """
+
+    def __init__(self, dtype: torch.dtype) -> None:
+        super().__init__()
+        self.dtype = dtype
+        self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def _cast(self, x: Any, dtype: torch.dtype) -> Any:
+        if isinstance(x, (list, tuple)):
+            return type(x)(self._cast(v, dtype) for v in x)
+        if not _eligible(x) or x.dtype is dtype:
+            return x
+        cacheable = x.is_leaf and x.requires_grad and dtype is self.dtype
+        if cacheable and id(x) in self._cache and self._cache[id(x)][0] is x:
+            return self._cache[id(x)][1]
+        y = x.to(dtype)
+        if cacheable:
+            self._cache[id(x)] = (x, y)  # keep x alive so its id stays unique while cached
+        return y
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = dict(kwargs or {})
+        if func in LOWER_PRECISION_FUNCS:
+            args, kwargs = self._cast(args, self.dtype), {k: self._cast(v, self.dtype) for k, v in kwargs.items()}
+        elif func in FP32_FUNCS:
+            args = self._cast(args, torch.float32)
+            kwargs = {k: self._cast(v, torch.float32) for k, v in kwargs.items()}
+        elif func in FP32_SET_DTYPE_FUNCS:
+            if kwargs.get("dtype") is None and any(_eligible(a) for a in args[:1]):
+                kwargs["dtype"] = torch.float32
+        elif func in PROMOTE_FUNCS:
+            flat = [a for a in args if isinstance(a, torch.Tensor)] + [
+                t for a in args if isinstance(a, (list, tuple)) for t in a if isinstance(t, torch.Tensor)
+            ]
+            floats = [t.dtype for t in flat if _eligible(t)]
+            if len(set(floats)) > 1:
+                widest = torch.float32 if torch.float32 in floats else floats[0]
+                args = self._cast(args, widest)
+        return func(*args, **kwargs)
+
+    def __exit__(self, *exc: object) -> None:
+        self._cache.clear()
+        return super().__exit__(*exc)

@@ -1,0 +1,87 @@
+"""The ``flopcast analyze`` subcommand: arguments, the AnalyzeConfig they make, and the output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from rich.console import Console
+
+from flopcast.features.analysis import Analysis
+from flopcast.features.config import DEVICES, FRAMEWORKS, MODES, OPTIMIZERS, PRECISIONS, AnalyzeConfig
+from flopcast.features.spec import parse_dims
+from flopcast.features.table import write_ops_table
+
+
+def add_target_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments that name what to analyse (shared by ``analyze`` and ``predict``)."""
+    p.add_argument("target", help="path/file.py:name, model.onnx or hf:<model_type>")
+    p.add_argument("--input", action="append", default=[], metavar="SPEC",
+                   help="one per forward argument: DTYPE[DIM,...] with optional <HIGH, e.g. int64[B,128]<30522")
+    p.add_argument("--batch-size", type=int, default=1, help="binds the B symbol (default 1)")
+    p.add_argument("--dim", action="append", default=[], metavar="SYM=INT", help="binds another symbol")
+    p.add_argument("--mode", choices=MODES, default="train")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adamw")
+    p.add_argument("--framework", choices=FRAMEWORKS, default="auto")
+    p.add_argument("--config", dest="hf_config", metavar="CONFIG_JSON", help="config.json for hf: targets")
+    p.add_argument("--set", dest="hf_set", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the hf: config, e.g. n_layer=48")
+    p.add_argument("--seq-len", type=int, default=512, help="sequence length of hf: default inputs (512)")
+    p.add_argument("--dataset-size", type=int, help="samples per epoch, for whole-run totals")
+    p.add_argument("--epochs", type=int, default=1)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+
+
+def config_from_args(args: argparse.Namespace, device: str) -> AnalyzeConfig:
+    """The AnalyzeConfig described by parsed arguments."""
+    return AnalyzeConfig(
+        target=args.target, inputs=tuple(args.input), batch_size=args.batch_size, dims=parse_dims(args.dim),
+        mode=args.mode, precision=args.precision, device=device, optimizer=args.optimizer,
+        framework=args.framework, hf_config=args.hf_config, hf_overrides=tuple(args.hf_set), seq_len=args.seq_len,
+    )
+
+
+def add_analyze_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``flopcast analyze``."""
+    p = subparsers.add_parser("analyze", help="static analysis of one step: FLOPs, bytes, memory, op mix",
+                              description="Analyse one training or inference step from code, on shape-only "
+                                          "tensors: no data, no weights, no device work.")
+    add_target_arguments(p)
+    p.add_argument("--device", choices=DEVICES, default="cuda",
+                   help="device kind the step is meant for: autocast policy and optimizer kernels (cuda)")
+    p.add_argument("--ops-csv", metavar="FILE", help="write the op-level table as CSV")
+    p.add_argument("--ops-parquet", metavar="FILE", help="write the op-level table as parquet")
+    p.add_argument("--top", type=int, default=10, help="modules listed in the table output (10)")
+    p.set_defaults(func=run_analyze)
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    """Run ``flopcast analyze`` and print its result; returns the exit code."""
+    from flopcast.features.api import analyze_config
+
+    config = config_from_args(args, args.device)
+    analysis = analyze_config(config)
+    for path in (args.ops_csv, args.ops_parquet):
+        if path:
+            write_ops_table(analysis.ops, path)
+    run = analysis.scaled_to_run(args.dataset_size, args.epochs) if args.dataset_size else None
+    if args.json:
+        out = analysis.to_dict()
+        if run:
+            out["run"] = run
+        json.dump(out, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        from flopcast.features.report import render_analysis
+
+        render_analysis(analysis, Console(), top=args.top, run=run)
+    return 0
+
+
+def analysis_summary(a: Analysis) -> dict[str, object]:
+    """The analysis keys that ``predict --json`` repeats."""
+    d = a.to_dict()
+    keys = ("flops", "macs", "bytes_accessed", "params", "peak_memory_bytes", "op_count", "op_mix", "unsupported_ops")
+    return {k: d[k] for k in keys}

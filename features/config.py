@@ -1,0 +1,48 @@
+"""The one configuration record of ``flopcast analyze`` (and of the analysis half of ``predict``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+MODES = ("train", "infer")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+DEVICES = ("cuda", "cpu")
+OPTIMIZERS = ("adamw", "adam", "sgd", "none")
+FRAMEWORKS = ("auto", "torch", "numpy", "tf", "onnx")
+
+
+@dataclass(frozen=True)
+class AnalyzeConfig:
+    """Everything one analysis needs, as given on the command line or to the Python API.
+
+    Attributes:
+        target: ``path/file.py:name``, ``path/model.onnx`` or ``hf:<model_type>``.
+        inputs: one input spec per forward argument (empty: the file's ``INPUTS`` or the hf defaults).
+        batch_size: value bound to the ``B`` symbol.
+        dims: other symbol bindings (``S`` -> 1024).
+        mode: ``train`` or ``infer``.
+        precision: fp32, tf32, bf16 or fp16 (bf16/fp16: autocast with the device's policy).
+        device: device kind the step is meant for (cuda or cpu).
+        optimizer: adamw, adam, sgd or none.
+        framework: front end to use, ``auto`` to pick it from the target.
+        hf_config: path of a Hugging Face ``config.json`` for ``hf:`` targets.
+        hf_overrides: ``key=value`` overrides of the HF config (``n_layer=48``).
+        seq_len: sequence length of the default inputs of ``hf:`` targets.
+    """
+
+    target: str
+    inputs: tuple[str, ...] = ()
+    batch_size: int = 1
+    dims: dict[str, int] = field(default_factory=dict)
+    mode: str = "train"
+    precision: str = "fp32"
+    device: str = "cuda"
+    optimizer: str = "adamw"
+    framework: str = "auto"
+    hf_config: str | None = None
+    hf_overrides: tuple[str, ...] = ()
+    seq_len: int = 512
+
+    def bindings(self) -> dict[str, int]:
+        """Symbol bindings: ``B`` plus ``dims``."""
+        return {"B": self.batch_size, **self.dims}

@@ -1,0 +1,1 @@
+"""flopcast.features.formulas: see ARCHITECTURE.md."""

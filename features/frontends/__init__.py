@@ -1,0 +1,1 @@
+"""flopcast.features.frontends: see ARCHITECTURE.md."""

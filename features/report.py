@@ -1,0 +1,68 @@
+"""Human-readable rendering of an Analysis (rich tables) and number formatting shared by the CLIs."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.table import Table
+
+from flopcast.features.analysis import Analysis
+
+
+def si(value: float, unit: str = "", base: int = 1000) -> str:
+    """Format ``value`` with an SI (or binary, ``base=1024``) prefix: ``1.23 GFLOP``, ``3.4 GiB``."""
+    prefixes = ["", "K", "M", "G", "T", "P", "E"]
+    v, i = float(value), 0
+    while abs(v) >= base and i < len(prefixes) - 1:
+        v /= base
+        i += 1
+    p = prefixes[i] + ("i" if base == 1024 and i else "")
+    return f"{v:.3g} {p}{unit}".strip()
+
+
+def render_analysis(a: Analysis, console: Console, top: int = 10, run: dict[str, float] | None = None) -> None:
+    """Print the summary, phases, op mix, top modules and unsupported ops of ``a``."""
+    t = a.target
+    console.print(f"[bold]{t.target}[/bold]  {t.mode} step, batch {t.batch_size}, {t.precision}, "
+                  f"for {t.device}" + (f", optimizer {t.optimizer}" if t.mode == "train" else ""))
+    summary = Table(show_header=False, box=None)
+    summary.add_row("FLOPs", si(a.flops, "FLOP"), f"({si(a.macs, 'MAC')})")
+    summary.add_row("bytes accessed", si(a.bytes_accessed, "B"),
+                    f"read {si(a.bytes_read, 'B')}, written {si(a.bytes_written, 'B')}")
+    summary.add_row("arithmetic intensity", f"{a.arithmetic_intensity:.1f} FLOP/B", "")
+    summary.add_row("parameters", si(a.params), f"trainable {si(a.trainable_params)}")
+    if a.memory:
+        parts = ", ".join(f"{k} {si(v, 'B', 1024)}" for k, v in a.memory.breakdown_bytes.items() if v)
+        summary.add_row("peak memory", si(a.peak_memory_bytes, "B", 1024), parts)
+    summary.add_row("ops", str(a.op_count), f"{len(a.ops)} recorded incl. views")
+    share = a.unsupported_share
+    summary.add_row("unsupported ops", f"{sum(a.unsupported_ops.values())}", f"{share:.1%} of recorded ops")
+    if run:
+        summary.add_row("run", f"{int(run['steps'])} steps", f"{si(run['run_flops'], 'FLOP')} in total")
+    console.print(summary)
+
+    phases = Table(title="by phase", title_justify="left")
+    for col in ("phase", "FLOPs", "bytes", "ops"):
+        phases.add_column(col, justify="right" if col != "phase" else "left")
+    for name, agg in a.by_phase().items():
+        if agg["ops"] or agg["flops"]:
+            phases.add_row(name, si(agg["flops"]), si(agg["bytes"], "B"), str(agg["ops"]))
+    console.print(phases)
+
+    mix = Table(title="op mix", title_justify="left")
+    for col in ("category", "FLOPs", "share", "bytes", "share "):
+        mix.add_column(col, justify="right" if col != "category" else "left")
+    cats = a.by_category()
+    for name, m in sorted(a.op_mix().items(), key=lambda kv: -kv[1]["flops_share"]):
+        mix.add_row(name, si(cats[name]["flops"]), f"{m['flops_share']:.1%}", si(cats[name]["bytes"], "B"),
+                    f"{m['bytes_share']:.1%}")
+    console.print(mix)
+
+    mods = Table(title=f"top {top} modules by FLOPs", title_justify="left")
+    for col in ("module", "FLOPs", "bytes", "ops"):
+        mods.add_column(col, justify="right" if col != "module" else "left")
+    for name, agg in a.top_modules(top):
+        mods.add_row(name, si(agg["flops"]), si(agg["bytes"], "B"), str(agg["ops"]))
+    console.print(mods)
+    if a.unsupported_ops:
+        listed = ", ".join(f"{k} x{v}" for k, v in list(a.unsupported_ops.items())[:12])
+        console.print(f"[yellow]unsupported (counted with 0 FLOPs, bytes kept):[/yellow] {listed}")

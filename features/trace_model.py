@@ -1,0 +1,118 @@
+"""Trace one training or inference step of a PyTorch model on shape-only tensors into an Analysis."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+
+from flopcast.features.analysis import Analysis, Target
+from flopcast.features.config import AnalyzeConfig
+from flopcast.features.errors import AnalysisError, ModelRaisedError, TooLargeError
+from flopcast.features.memory import MemoryTracker
+from flopcast.features.module_path import ModulePathTracker
+from flopcast.features.records import Phase
+from flopcast.features.spec import InputSpec
+from flopcast.features.step import make_step_parts, warm_optimizer_state
+from flopcast.features.trace_torch import MAX_TENSOR_BYTES, OpRecorder
+
+
+def flopcast_version() -> str:
+    """Installed flopcast version (``0+unknown`` when running from a bare checkout)."""
+    try:
+        return version("flopcast")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _check_input_sizes(specs: Sequence[InputSpec], bindings: dict[str, int]) -> None:
+    for s in specs:
+        numel = 1
+        for d in s.shape(bindings):
+            numel *= d
+        nbytes = numel * torch.empty((), dtype=s.torch_dtype()).element_size()
+        if nbytes > MAX_TENSOR_BYTES:
+            raise TooLargeError(f"input {s.text} would need {nbytes / 1e15:.1f} PB; check --batch-size and --dim")
+
+
+def _build_on_meta(build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    try:
+        with torch.device("meta"):
+            return build()
+    except AnalysisError:
+        raise
+    except Exception as e:
+        raise ModelRaisedError(f"building the model raised {type(e).__name__}: {e}") from e
+
+
+def _run_phase(rec: OpRecorder, tracker: ModulePathTracker, phase: Phase, fn: Callable[[], object]) -> object:
+    rec.phase = phase
+    tracker.reset()
+    try:
+        return fn()
+    except AnalysisError:
+        raise
+    except Exception as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+        where = f"module '{tracker.current}'" if tracker.current else "the model"
+        raise ModelRaisedError(f"{where} raised {type(e).__name__} in {phase.value}: {first}") from e
+
+
+def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec], config: AnalyzeConfig) -> Analysis:
+    """Trace one step of the model made by ``build`` on inputs described by ``specs``.
+
+    Args:
+        build: returns the model; called under the meta device, so no weight memory is allocated.
+        specs: one input spec per forward argument.
+        config: mode, precision, device kind, optimizer, symbol bindings.
+
+    Returns:
+        The analysis of one steady-state step (optimizer state already created, as after a first step).
+
+    Raises:
+        AnalysisError: when the model cannot be traced (the message names the module and the cause).
+    """
+    bindings = config.bindings()
+    _check_input_sizes(specs, bindings)
+    model = _build_on_meta(build)
+    params = sum(p.numel() for p in model.parameters())
+    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
+    memory = MemoryTracker()
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        model = model.to_empty(device="cpu")
+        inputs = [s.materialize(bindings, "cpu") for s in specs]
+        parts = make_step_parts(model, inputs, mode=config.mode, optimizer=config.optimizer,
+                                precision=config.precision, device=config.device, emulate_cuda=True)
+        tracker = ModulePathTracker(model)
+        rec = OpRecorder(tracker, memory)
+        hooks = []
+        with tracker, rec:
+            rec.recording = False
+            warm_optimizer_state(parts)
+            memory.track_all(model.parameters(), "parameters")
+            memory.track_all(model.buffers(), "buffers")
+            if parts.optimizer is not None:
+                for state in parts.optimizer.state.values():
+                    memory.track_all((v for v in state.values() if isinstance(v, torch.Tensor)), "optimizer_state")
+            memory.track_all(inputs, "inputs")
+            if config.mode == "train":
+                hooks = [p.register_post_accumulate_grad_hook(lambda p: memory.retag(p.grad, "gradients"))
+                         for p in model.parameters() if p.requires_grad]
+            rec.recording = True
+            out = _run_phase(rec, tracker, Phase.FORWARD, parts.forward)
+            if config.mode == "train":
+                _run_phase(rec, tracker, Phase.BACKWARD, lambda: parts.backward(out))
+                del out
+                _run_phase(rec, tracker, Phase.OPTIMIZER, parts.optimizer_step)
+        for h in hooks:
+            h.remove()
+    memory.close()
+    target = Target(
+        target=config.target, framework="torch", batch_size=config.batch_size, mode=config.mode,
+        precision=config.precision, device=config.device,
+        optimizer=config.optimizer if config.mode == "train" else "none",
+        inputs=tuple(s.text for s in specs), dims=dict(config.dims), flopcast_version=flopcast_version(),
+    )
+    return Analysis(tuple(rec.records), target, params, trainable, memory.estimate())

@@ -1,0 +1,176 @@
+"""Shape-only tracing of PyTorch code: a TorchDispatchMode over FakeTensorMode records every aten op.
+
+Nothing is allocated for weights or activations and no device work happens: the model is built on the
+meta device, moved to fake CPU tensors, and one step runs under the recorder, which costs each op from
+the formula registry, labels its phase and owning module, and tracks storage lifetimes for peak memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import torch
+from torch._subclasses.fake_tensor import (
+    DataDependentOutputException,
+    DynamicOutputShapeException,
+    FakeTensorMode,
+)
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten, tree_map
+
+import flopcast.features.formulas  # noqa: F401  (fills the registry)
+from flopcast.features.errors import DataDependentError, TooLargeError
+from flopcast.features.memory import MemoryTracker
+from flopcast.features.module_path import ModulePathTracker
+from flopcast.features.records import Category, OpRecord, Outcome, Phase, TensorMeta
+from flopcast.features.registry import Call, lookup, op_name
+
+aten = torch.ops.aten
+MAX_TENSOR_BYTES = 10**15  # 1 PB: beyond this a shape is a mistake, not a model
+_SCALAR_READS = {aten._local_scalar_dense.default, aten.is_nonzero.default, aten.equal.default}
+_SKIPPED_NAMESPACES = {"profiler"}  # record_function markers: not tensor operations
+_ATTR_CATEGORIES = {Category.CONV, Category.ATTENTION}
+_DATA_DEPENDENT = (DynamicOutputShapeException, DataDependentOutputException)
+try:  # torch >= 2.1
+    from torch.fx.experimental.symbolic_shapes import GuardOnDataDependentSymNode
+
+    _DATA_DEPENDENT = (*_DATA_DEPENDENT, GuardOnDataDependentSymNode)
+except ImportError:  # pragma: no cover
+    pass
+
+
+def footprint_bytes(t: torch.Tensor) -> int:
+    """Bytes a kernel touches reading ``t``: broadcast (stride-0) dims are read once, not per use."""
+    if t.numel() == 0:
+        return 0
+    span = 1 + sum((s - 1) * abs(st) for s, st in zip(t.shape, t.stride(), strict=True))
+    return min(span, t.numel()) * t.element_size()
+
+
+def _meta(x: Any) -> Any:
+    return TensorMeta.of(x) if isinstance(x, torch.Tensor) else x
+
+
+def _attrs(args: Sequence[Any]) -> dict[str, object]:
+    plain = [a if isinstance(a, (int, float, bool, str, type(None))) or
+             (isinstance(a, (list, tuple)) and all(isinstance(v, (int, float, bool)) for v in a)) else "T"
+             for a in args]
+    return {"args": [list(a) if isinstance(a, tuple) else a for a in plain]}
+
+
+class OpRecorder(TorchDispatchMode):
+    """Records every aten op dispatched while active, with its cost, phase and owning module.
+
+    Attributes:
+        records: the op records, in execution order.
+        phase: phase assigned to the ops being recorded.
+        recording: when false, ops run but are not recorded (set-up work).
+    """
+
+    def __init__(self, modules: ModulePathTracker | None = None, memory: MemoryTracker | None = None,
+                 framework: str = "torch") -> None:
+        super().__init__()
+        self.records: list[OpRecord] = []
+        self.phase = Phase.FORWARD
+        self.recording = True
+        self.modules = modules
+        self.memory = memory
+        self.framework = framework
+
+    @property
+    def where(self) -> str:
+        """The owning module of the op being run, for messages."""
+        mod = self.modules.current if self.modules else ""
+        return f"module '{mod}'" if mod else "the model's top level"
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in _SCALAR_READS:
+            if self.phase is Phase.OPTIMIZER or not self.recording:
+                return True if func is not aten._local_scalar_dense.default else 1
+            raise DataDependentError(
+                f"{self.where} in {self.phase.value} reads a tensor value ({op_name(func)}: .item(), bool(tensor) "
+                "or a Python branch on a tensor); flopcast runs on shapes only: make shapes static "
+                "(--dim / --input) or move the value-dependent code out of the model"
+            )
+        try:
+            out = func(*args, **kwargs)
+        except _DATA_DEPENDENT as e:
+            raise DataDependentError(
+                f"{self.where} calls {op_name(func)}, whose output shape depends on tensor values "
+                f"({type(e).__name__}); flopcast runs on shapes only: use static shapes (--dim) or avoid it"
+            ) from None
+        if self.recording and func.namespace not in _SKIPPED_NAMESPACES:
+            self._record(func, args, kwargs, out)
+        return out
+
+    def _record(self, func, args, kwargs, out) -> None:
+        in_tensors = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
+        out_tensors = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
+        outputs = tuple(TensorMeta.of(o) for o in out_tensors)
+        for m in outputs:
+            if m.nbytes > MAX_TENSOR_BYTES:
+                raise TooLargeError(
+                    f"{self.where}: {op_name(func)} would produce a tensor of {m.nbytes / 1e15:.1f} PB "
+                    f"(shape {list(m.shape)}); check the input specs and dims"
+                )
+        read = sum(footprint_bytes(t) for t in in_tensors)
+        written = sum(m.nbytes for m in outputs)
+        entry = lookup(func)
+        flops = macs = 0
+        category = Category.OTHER
+        if entry is None:
+            outcome = Outcome.UNSUPPORTED
+        elif entry.formula is None:
+            outcome, category = Outcome.ZERO, entry.category
+            if not entry.moves_bytes:
+                read = written = 0
+        else:
+            outcome, category = Outcome.FORMULA, entry.category
+            call = Call(tree_map(_meta, tuple(args)), tree_map(_meta, dict(kwargs)), outputs)
+            cost = entry.formula(call)
+            flops, macs = int(cost.flops), int(cost.macs)
+            read = read if cost.bytes_read is None else int(cost.bytes_read)
+            written = written if cost.bytes_written is None else int(cost.bytes_written)
+        index = len(self.records)
+        self.records.append(OpRecord(
+            index=index,
+            op=op_name(func),
+            category=category,
+            phase=self.phase,
+            module=self.modules.current if self.modules else "",
+            inputs=tuple(TensorMeta.of(t) for t in in_tensors),
+            outputs=outputs,
+            flops=flops,
+            macs=macs,
+            bytes_read=read,
+            bytes_written=written,
+            outcome=outcome,
+            framework=self.framework,
+            attrs=_attrs(args) if category in _ATTR_CATEGORIES else {},
+        ))
+        if self.memory is not None:
+            self.memory.op_index = index
+            kind = "activations" if self.phase is Phase.FORWARD else "temporaries"
+            self.memory.track_all(out_tensors, kind)
+
+
+def trace_ops(build: Callable[[], Callable[[], object]], phase: Phase = Phase.FORWARD) -> list[OpRecord]:
+    """Record the ops of a closure on shape-only tensors.
+
+    Args:
+        build: called under FakeTensorMode without recording (it creates its tensors, e.g. on "cpu");
+            returns the closure whose ops are recorded.
+        phase: phase label of the recorded ops.
+
+    Returns:
+        The op records of one call of the closure.
+    """
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        fn = build()
+        rec = OpRecorder()
+        rec.phase = phase
+        with rec:
+            fn()
+    return rec.records

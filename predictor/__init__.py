@@ -1,0 +1,1 @@
+"""flopcast.predictor: see ARCHITECTURE.md."""
