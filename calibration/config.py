@@ -9,6 +9,8 @@ DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "tf32", "bf16", "fp16")
 DEFAULT_OUT = Path("flopcast-calibration")
 DEFAULT_COUNTRY = "FRA"
+QUICK_ZOO = ("mlp-small", "lenet5", "gru-classifier")
+"""Small zoo models of three families measured by ``--quick``."""
 
 
 class CalibrateConfigError(ValueError):
@@ -106,8 +108,7 @@ class CalibrateConfig:
         """The config with the ``--quick`` preset applied where the user left defaults.
 
         ``--quick``: 8 small shapes per family, fp32 only, working sets <= 16 MiB, 30 ms windows,
-        energy on 5 % of the configs and on the zoo steps, a few small zoo models at two batch sizes
-        (chosen by the campaign when ``zoo`` is unset).
+        energy on 5 % of the configs and on the zoo steps, :data:`QUICK_ZOO` at batch sizes 1 and 8.
         """
         if not self.quick:
             return self
@@ -118,6 +119,7 @@ class CalibrateConfig:
             max_working_set_bytes=self.max_working_set_bytes or 16 * 2**20,
             min_window_s=min(self.min_window_s, 0.03),
             energy_share=min(self.energy_share, 0.05),
+            zoo=self.zoo if self.zoo is not None else QUICK_ZOO,
             step_batch_sizes=self.step_batch_sizes or (1, 8),
             step_precisions=self.step_precisions or ("fp32",),
             budget_minutes=self.budget_minutes or 3.0,

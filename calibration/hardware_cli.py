@@ -40,7 +40,7 @@ class ProbeConfig:
 
 
 def _tflops(value: float | None) -> str:
-    return f"{value / TERA:.3g}" if value else "-"
+    return f"{value / TERA:.4g}" if value else "-"
 
 
 def hardware_table(descriptors: list[HardwareDescriptor], title: str) -> Table:

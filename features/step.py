@@ -60,7 +60,9 @@ def build_optimizer(params: Sequence[torch.nn.Parameter], name: str, device: str
     raise ValueError(f"unknown optimizer {name!r}: use adamw, adam, sgd or none")
 
 
-def autocast_context(precision: str, device: str, emulate_cuda: bool) -> Callable[[], contextlib.AbstractContextManager]:
+def autocast_context(
+    precision: str, device: str, emulate_cuda: bool
+) -> Callable[[], contextlib.AbstractContextManager]:
     """Factory of the autocast region of a step.
 
     Args:

@@ -11,6 +11,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 from flopcast.features.analysis import Analysis, Target
 from flopcast.features.config import AnalyzeConfig
 from flopcast.features.errors import AnalysisError, ModelRaisedError, TooLargeError
+from flopcast.features.hf_compat import real_run_behaviour
 from flopcast.features.memory import MemoryTracker
 from flopcast.features.module_path import ModulePathTracker
 from flopcast.features.records import Phase
@@ -47,6 +48,28 @@ def _build_on_meta(build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
         raise ModelRaisedError(f"building the model raised {type(e).__name__}: {e}") from e
 
 
+def to_fake(model: torch.nn.Module) -> torch.nn.Module:
+    """Move a meta-device model to fake CPU tensors, keeping tied (shared) parameters and buffers shared.
+
+    ``to_empty`` re-creates each module's tensors separately when the tensor type changes, which would
+    untie weights such as GPT-2's embedding and LM head and double their parameters, gradients and
+    optimizer state.
+    """
+    shared: dict[int, list[tuple[torch.nn.Module, str, str]]] = {}
+    for mod in model.modules():
+        for kind, table in (("_parameters", mod._parameters), ("_buffers", mod._buffers)):
+            for name, t in table.items():
+                if t is not None:
+                    shared.setdefault(id(t), []).append((mod, kind, name))
+    model = model.to_empty(device="cpu")
+    for places in shared.values():
+        mod0, kind0, name0 = places[0]
+        first = getattr(mod0, kind0)[name0]
+        for mod, kind, name in places[1:]:
+            getattr(mod, kind)[name] = first
+    return model
+
+
 def _run_phase(rec: OpRecorder, tracker: ModulePathTracker, phase: Phase, fn: Callable[[], object]) -> object:
     rec.phase = phase
     tracker.reset()
@@ -81,14 +104,14 @@ def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec]
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     memory = MemoryTracker()
     with FakeTensorMode(allow_non_fake_inputs=True):
-        model = model.to_empty(device="cpu")
+        model = to_fake(model)
         inputs = [s.materialize(bindings, "cpu") for s in specs]
         parts = make_step_parts(model, inputs, mode=config.mode, optimizer=config.optimizer,
                                 precision=config.precision, device=config.device, emulate_cuda=True)
         tracker = ModulePathTracker(model)
         rec = OpRecorder(tracker, memory)
         hooks = []
-        with tracker, rec:
+        with tracker, rec, real_run_behaviour():
             rec.recording = False
             warm_optimizer_state(parts)
             memory.track_all(model.parameters(), "parameters")

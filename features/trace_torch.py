@@ -40,6 +40,23 @@ except ImportError:  # pragma: no cover
     pass
 
 
+_DROPOUTS = {aten.dropout.default, aten.feature_dropout.default, aten.alpha_dropout.default,
+             aten.feature_alpha_dropout.default}
+
+
+def _real_alias(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> torch.Tensor | None:
+    """The input itself where the real kernel returns it unchanged but the fake kernel would copy it.
+
+    ``dropout(x, p, train)`` returns ``x`` when ``train`` is false or ``p`` is 0: no new memory, no work.
+    """
+    if func in _DROPOUTS:
+        p = args[1] if len(args) > 1 else kwargs.get("p", 0.5)
+        train = args[2] if len(args) > 2 else kwargs.get("train", True)
+        if not train or p == 0:
+            return args[0]
+    return None
+
+
 def footprint_bytes(t: torch.Tensor) -> int:
     """Bytes a kernel touches reading ``t``: broadcast (stride-0) dims are read once, not per use."""
     if t.numel() == 0:
@@ -95,7 +112,9 @@ class OpRecorder(TorchDispatchMode):
                 "(--dim / --input) or move the value-dependent code out of the model"
             )
         try:
-            out = func(*args, **kwargs)
+            out = _real_alias(func, args, kwargs)
+            if out is None:
+                out = func(*args, **kwargs)
         except _DATA_DEPENDENT as e:
             raise DataDependentError(
                 f"{self.where} calls {op_name(func)}, whose output shape depends on tensor values "

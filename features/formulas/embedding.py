@@ -57,7 +57,9 @@ def _bag_backward(mode_index: int, psw_index: int) -> Formula:
     def formula(call: Call) -> OpCost:
         grad, indices = call.args[0], call.args[1]
         gathered = indices.numel * grad.shape[-1]
-        scaled = call.arg(mode_index, "mode", BAG_SUM) == BAG_MEAN or call.arg(psw_index, "per_sample_weights")
+        scaled = call.arg(mode_index, "mode", BAG_SUM) == BAG_MEAN or (
+            call.arg(psw_index, "per_sample_weights") is not None
+        )
         return OpCost(flops=gathered * (2 if scaled else 1))
 
     formula.__doc__ = _bag_backward.__doc__

@@ -157,3 +157,6 @@ def batch_norm(x: TensorMeta, out: TensorMeta, *, training: bool, channel_dim: i
     c = meta((x.shape[channel_dim],), x.dtype)
     args = (x, c, c, c, c, training, 0.1, 1e-5)
     return "aten.native_batch_norm", Call(args, {}, (out, c, c))
+
+__all__ = ["Call", "OpCall", "batch_norm", "bmm", "broadcast", "conv", "conv_backward", "layer_norm", "matmul",
+           "matmul_shape", "meta", "mm", "prod", "reduction", "sdpa", "simple", "softmax"]

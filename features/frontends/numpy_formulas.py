@@ -4,7 +4,7 @@ Dense linear algebra uses the standard LAPACK operation counts (LAPACK Working N
 Van Loan, *Matrix Computations*, 4th ed., tables 5.5.1 and 8.6.1), counting real FLOPs of the
 leading terms for an ``n x n`` (or ``m x n``, ``m >= n``) matrix; leading batch dims multiply.
 FFTs count 5 N log2 N FLOPs per complex transform of length N (Cooley-Tukey radix-2 convention),
-half that for real-input or real-output transforms. A sort counts N log2 N comparisons per row.
+half that for real-input or real-output transforms. Sorts and norms use the ATen formulas.
 """
 
 from __future__ import annotations
@@ -74,8 +74,10 @@ def qr_cost(call: Call) -> OpCost:
 
 @register_op_cost("numpy.linalg.svd", category=Category.MATMUL)
 def svd_cost(call: Call) -> OpCost:
-    """Golub-Reinsch SVD of m x n (m >= n after transposing): values only 4mn^2 - 4/3 n^3;
-    with thin U and V 14mn^2 + 8n^3; with full U and V 4m^2n + 8mn^2 + 9n^3 (G&VL table 8.6.1).
+    """Golub-Reinsch SVD of m x n, m >= n after transposing (G&VL table 8.6.1).
+
+    Values only 4mn^2 - 4/3 n^3; with thin U and V 14mn^2 + 8n^3; with full U and V
+    4m^2n + 8mn^2 + 9n^3.
     """
     b, m, n = _batch_mn(call.args[0])
     m, n = max(m, n), min(m, n)
@@ -91,8 +93,10 @@ def svd_cost(call: Call) -> OpCost:
 @register_op_cost("numpy.linalg.eig", "numpy.linalg.eigvals", "numpy.linalg.eigh", "numpy.linalg.eigvalsh",
                   category=Category.MATMUL)
 def eig_cost(call: Call) -> OpCost:
-    """Eigen-decomposition (G&VL 7.5.6, 8.3): general Hessenberg-QR 10 n^3 for values, 25 n^3 with vectors;
-    symmetric tridiagonal-QR 4/3 n^3 for values, 9 n^3 with vectors.
+    """Eigen-decomposition (G&VL 7.5.6, 8.3), chosen by ``kwargs["kind"]``.
+
+    General Hessenberg-QR 10 n^3 for values, 25 n^3 with vectors; symmetric tridiagonal-QR
+    4/3 n^3 for values, 9 n^3 with vectors.
     """
     b, n = _square(call.args[0])
     coef = {"eig": 25, "eigvals": 10, "eigh": 9, "eigvalsh": 4 / 3}[call.kwargs["kind"]]
@@ -101,18 +105,13 @@ def eig_cost(call: Call) -> OpCost:
 
 @register_op_cost("numpy.linalg.lstsq", category=Category.MATMUL)
 def lstsq_cost(call: Call) -> OpCost:
-    """SVD-based least squares of m x n (gelsd; G&VL table 5.5.1 Golub-Reinsch): 4mn^2 + 8n^3 with
-    m >= n after transposing, plus 2mn per right-hand side to apply the factors.
+    """SVD-based least squares of m x n (gelsd; G&VL table 5.5.1 Golub-Reinsch).
+
+    4mn^2 + 8n^3 with m >= n after transposing, plus 2mn per right-hand side to apply the factors.
     """
     _, m, n = _batch_mn(call.args[0])
     m, n = max(m, n), min(m, n)
     return OpCost(flops=4 * m * n**2 + 8 * n**3 + 2 * m * n * _nrhs(call))
-
-
-@register_op_cost("numpy.linalg.norm", category=Category.REDUCTION)
-def norm_cost(call: Call) -> OpCost:
-    """2-norm / Frobenius norm: a square and an add per element, one square root per result."""
-    return OpCost(flops=2 * call.args[0].numel + call.outputs[0].numel)
 
 
 @register_op_cost("numpy.fft", category=Category.OTHER)
@@ -128,11 +127,3 @@ def fft_cost(call: Call) -> OpCost:
         if n > 1:
             flops += 5 * (batch / n) * n * math.log2(n)
     return OpCost(flops=round(flops / 2 if call.kwargs.get("real") else flops))
-
-
-@register_op_cost("numpy.sort", "numpy.argsort", category=Category.OTHER)
-def sort_cost(call: Call) -> OpCost:
-    """N log2 N comparisons per sorted row of length N (``kwargs["axis_len"]``)."""
-    n = call.kwargs["axis_len"]
-    rows = call.args[0].numel // max(n, 1)
-    return OpCost(flops=round(rows * n * math.log2(n)) if n > 1 else 0)

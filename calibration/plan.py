@@ -1,0 +1,200 @@
+"""The task list of a campaign: op configs and zoo steps, keyed, ordered so that any prefix covers everything.
+
+Families, ``--ops-from`` shapes and zoo steps are separate streams; each stream is ordered to spread
+sizes (small, large, middle, ... by bit reversal of the size rank) and the streams are interleaved in
+proportion to their length, so a campaign stopped by its budget still covers every family and size.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pandas as pd
+
+from flopcast.calibration.config import CalibrateConfig
+from flopcast.calibration.descriptor import HardwareDescriptor
+from flopcast.calibration.microbench import configs_from_ops_table, family_names, get_family
+from flopcast.calibration.microbench.base import Config, Family
+from flopcast.calibration.microbench.static import static_features
+from flopcast.calibration.provenance import Provenance
+from flopcast.calibration.store import row_key
+from flopcast.calibration.zoo import names as zoo_names
+from flopcast.calibration.zoo_steps import step_configs
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+DEFAULT_WORKING_SET_BYTES = {"cpu": 64 * 2**20, "gpu": 16 * 2**30}
+"""Largest working set of one microbenchmark by device kind, bytes (also capped by device memory)."""
+MEMORY_SHARE = {"cpu": 0.05, "gpu": 0.25}
+"""Share of the device memory one microbenchmark may hold."""
+MAX_REP_S = {"cpu": 0.25, "gpu": 0.05}
+"""Longest single repetition aimed for, s: configs are shrunk below this many seconds at fp32 peak."""
+
+
+@dataclass(frozen=True)
+class Task:
+    """One measurement to take.
+
+    Attributes:
+        kind: ``op`` (microbenchmark) or ``step`` (zoo model step).
+        name: family or zoo model.
+        config: the family's config, or the step config as a dict.
+        key: the row key (see :func:`~flopcast.calibration.store.row_key`).
+        energy: whether this measurement gets an energy window.
+        static: traced OP_COLUMNS of an op config, with a trace problem under ``"_problem"``.
+    """
+
+    kind: str
+    name: str
+    config: dict[str, Any]
+    key: str
+    energy: bool = False
+    static: dict[str, Any] = field(default_factory=dict, compare=False)
+
+
+def working_set_cap_bytes(cfg: CalibrateConfig, descriptor: HardwareDescriptor) -> int:
+    """Memory cap of one microbenchmark config, bytes."""
+    kind = "gpu" if descriptor.kind == "gpu" else "cpu"
+    cap = cfg.max_working_set_bytes or DEFAULT_WORKING_SET_BYTES[kind]
+    if descriptor.memory_bytes:
+        cap = min(cap, int(descriptor.memory_bytes * MEMORY_SHARE[kind]))
+    return cap
+
+
+def flops_cap(descriptor: HardwareDescriptor) -> float:
+    """FLOPs of the slowest repetition aimed for: :data:`MAX_REP_S` at the (measured or spec) fp32 peak."""
+    kind = "gpu" if descriptor.kind == "gpu" else "cpu"
+    peak = descriptor.measured_peak_flops_per_s.get("fp32") or descriptor.peak_for("fp32") or 1e11
+    return peak * MAX_REP_S[kind]
+
+
+def spread(items: Sequence[T], size: Callable[[T], float]) -> list[T]:
+    """Items in an order whose every prefix spans the size range (bit-reversed rank of the size order)."""
+    ranked = sorted(items, key=size)
+    n = len(ranked)
+    if n < 3:
+        return list(ranked)
+    bits = max(1, math.ceil(math.log2(n)))
+    order = sorted(range(n), key=lambda i: int(f"{i:0{bits}b}"[::-1], 2))
+    return [ranked[i] for i in order]
+
+
+def interleave(streams: Sequence[Sequence[T]]) -> list[T]:
+    """Merge streams so each advances in proportion to its length (item i of L sits at (i + 0.5) / L)."""
+    keyed = [((i + 0.5) / len(s), k, x) for k, s in enumerate(streams) for i, x in enumerate(s)]
+    return [x for _, _, x in sorted(keyed, key=lambda t: (t[0], t[1]))]
+
+
+def _fit(family: Family, config: Config, cap_bytes: int, cap_flops: float) -> tuple[Config, dict[str, Any]]:
+    """Shrink a config into the memory cap, then until its traced FLOPs fit ``cap_flops``."""
+    config = family.fit(config, cap_bytes)
+    static, problem = static_features(family, config)
+    while static["flops"] > cap_flops:
+        key = max(family.shrink_keys, key=lambda k: config[k])
+        if config[key] <= 1:
+            break
+        config = {**config, key: max(1, config[key] // 2)}
+        static, problem = static_features(family, config)
+    return config, {**static, "_problem": problem}
+
+
+def _op_task(name: str, config: Config, static: dict[str, Any], prov: Provenance) -> Task:
+    key = row_key(kind="op", family=name, config=config, dtype=config["dtype"], **prov.versions())
+    return Task("op", name, config, key, static=static)
+
+
+def _size(task: Task) -> float:
+    return float(task.static.get("flops", 0)) + float(task.static.get("bytes_read", 0))
+
+
+def op_streams(cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Provenance) -> list[list[Task]]:
+    """One spread-ordered stream of op tasks per family, energy windows spread over each stream."""
+    kind = "gpu" if descriptor.kind == "gpu" else "cpu"
+    cap_bytes, cap_flops = working_set_cap_bytes(cfg, descriptor), flops_cap(descriptor)
+    streams = []
+    for name in cfg.families or family_names():
+        family = get_family(name)
+        dtypes = [d for d in (cfg.dtypes or family.dtypes_for(kind)) if d in family.dtypes_for(kind)]
+        if not dtypes:
+            log.info("family %s: none of the dtypes %s is measured on a %s", name, cfg.dtypes, kind)
+            continue
+        rng = random.Random(f"{cfg.seed}:{name}")
+        tasks = []
+        for config in family.sample_configs(rng, cap_bytes, cfg.configs_per_family, dtypes):
+            config, static = _fit(family, config, cap_bytes, cap_flops)
+            tasks.append(_op_task(name, config, static, prov))
+        streams.append(_with_energy(spread(tasks, _size), cfg.energy_share if cfg.energy else 0.0))
+    return streams
+
+
+def ops_from_stream(
+    paths: Sequence[Path], cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Provenance
+) -> list[Task]:
+    """Op tasks for the shapes of analysed models (``analyze --ops-parquet`` tables)."""
+    kind = "gpu" if descriptor.kind == "gpu" else "cpu"
+    cap_bytes, cap_flops = working_set_cap_bytes(cfg, descriptor), flops_cap(descriptor)
+    tasks, seen = [], set()
+    for path in paths:
+        for name, config in configs_from_ops_table(pd.read_parquet(path)):
+            family = get_family(name)
+            if config["dtype"] not in family.dtypes_for(kind) or (cfg.families and name not in cfg.families):
+                continue
+            config, static = _fit(family, config, cap_bytes, cap_flops)
+            task = _op_task(name, config, static, prov)
+            if task.key not in seen:
+                seen.add(task.key)
+                tasks.append(task)
+    return _with_energy(tasks, cfg.energy_share if cfg.energy else 0.0)
+
+
+def step_stream(cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Provenance) -> list[Task]:
+    """Zoo step tasks, models interleaved; every step gets an energy window when energy is on."""
+    kind = "gpu" if descriptor.kind == "gpu" else "cpu"
+    models = cfg.zoo if cfg.zoo is not None else tuple(zoo_names())
+    per_model = []
+    for model in models:
+        configs = step_configs([model], kind, batch_sizes=cfg.step_batch_sizes, precisions=cfg.step_precisions,
+                               modes=cfg.step_modes)
+        per_model.append([
+            Task("step", model, c.as_dict(), row_key(kind="step", model=model, config=c.as_dict(),
+                                                     dtype=c.precision, **prov.versions()), energy=cfg.energy)
+            for c in configs
+        ])
+    return interleave([spread(s, lambda t: t.config["batch_size"]) for s in per_model if s])
+
+
+def _with_energy(tasks: list[Task], share: float) -> list[Task]:
+    """Mark an evenly spread ``share`` of the tasks for an energy window."""
+    out = []
+    for i, t in enumerate(tasks):
+        energy = math.floor((i + 1) * share) > math.floor(i * share)
+        out.append(Task(t.kind, t.name, t.config, t.key, energy, t.static))
+    return out
+
+
+def plan_tasks(cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Provenance) -> list[Task]:
+    """The campaign's ordered task list (deterministic for a seed), restricted to this shard."""
+    streams = op_streams(cfg, descriptor, prov)
+    if cfg.ops_from:
+        streams.append(ops_from_stream(cfg.ops_from, cfg, descriptor, prov))
+    streams.append(step_stream(cfg, descriptor, prov))
+    seen: set[str] = set()
+    unique = []
+    for t in interleave([s for s in streams if s]):
+        if t.key not in seen:  # equal configs (sampled twice, or also in --ops-from) are measured once
+            seen.add(t.key)
+            unique.append(t)
+    return unique[cfg.shard_index :: cfg.shard_count]
+
+
+def config_json(config: dict[str, Any]) -> str:
+    """The ``config`` column: canonical JSON of a config."""
+    return json.dumps(config, sort_keys=True)

@@ -1,0 +1,193 @@
+"""Measured training/inference steps of zoo models, next to the static analysis of the same config.
+
+Each row holds the measured time and energy per step, the measured peak memory and ``analyze``'s
+FLOPs, bytes, op count, parameters and peak-memory estimate, so the predictor learns how op costs
+compose into a step.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+
+from flopcast.calibration.measurement import Measurement
+from flopcast.calibration.rows import failure_reason, measured_columns, missing_columns, with_problem
+from flopcast.calibration.zoo import ZooModel, get
+from flopcast.features.api import analyze
+from flopcast.features.spec import parse_spec
+from flopcast.features.step import make_step
+
+DEFAULT_PRECISIONS = {"cpu": ("fp32", "bf16"), "gpu": ("fp32", "tf32", "bf16", "fp16")}
+"""Step precisions measured by default per device kind (tf32 only means something on a GPU)."""
+
+Measure = Callable[[Callable[[], object]], Measurement]
+
+
+@dataclass(frozen=True)
+class StepConfig:
+    """One zoo step to measure.
+
+    Attributes:
+        model: zoo model name.
+        batch_size: value of the ``B`` symbol.
+        mode: ``train`` or ``infer``.
+        precision: fp32, tf32, bf16 or fp16.
+        optimizer: adamw for train steps, none for inference.
+    """
+
+    model: str
+    batch_size: int
+    mode: str
+    precision: str
+    optimizer: str
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain dict (for keys and the task list)."""
+        return asdict(self)
+
+
+def step_configs(
+    models: Sequence[str],
+    device_kind: str,
+    *,
+    batch_sizes: Sequence[int] | None = None,
+    precisions: Sequence[str] | None = None,
+    modes: Sequence[str] = ("train", "infer"),
+) -> list[StepConfig]:
+    """Every (model, batch size, precision, mode) to measure, model by model.
+
+    Args:
+        models: zoo names (unknown names raise with close matches, see :func:`~flopcast.calibration.zoo.get`).
+        device_kind: ``cpu`` or ``gpu``: picks each model's batch sizes and the default precisions.
+        batch_sizes: override of the models' own batch sizes.
+        precisions: override of :data:`DEFAULT_PRECISIONS`.
+        modes: train and/or infer.
+    """
+    out = []
+    for name in models:
+        zm = get(name)
+        sizes = batch_sizes or (zm.gpu_batch_sizes if device_kind == "gpu" else zm.batch_sizes)
+        for bs in sizes:
+            for precision in precisions or DEFAULT_PRECISIONS[device_kind]:
+                for mode in modes:
+                    out.append(StepConfig(name, bs, mode, precision, "adamw" if mode == "train" else "none"))
+    return out
+
+
+def cpu_peak_memory_bytes(fn: Callable[[], object]) -> int:
+    """Peak of host memory allocated while ``fn`` runs, from ``torch.profiler`` memory events, bytes.
+
+    Sums the allocation deltas (frees negative) in time order and returns the running sum's maximum, so
+    memory allocated before ``fn`` does not count: build the model and inputs inside ``fn`` to include
+    parameters, gradients, optimizer state, inputs and activations.
+    """
+    activities = [torch.profiler.ProfilerActivity.CPU]
+    with torch.profiler.profile(activities=activities, profile_memory=True, record_shapes=False) as prof:
+        fn()
+    events = [e for e in prof.profiler.kineto_results.events()
+              if e.name() == "[memory]" and e.device_type() == torch.autograd.DeviceType.CPU]
+    live = peak = 0
+    for e in sorted(events, key=lambda e: e.start_ns()):
+        live += e.nbytes()
+        peak = max(peak, live)
+    return peak
+
+
+def gpu_peak_memory_bytes(fn: Callable[[], object], device: str = "cuda") -> int:
+    """Peak of ``torch.cuda.max_memory_allocated`` while ``fn`` runs, above what was allocated before, bytes."""
+    gc.collect()
+    torch.cuda.empty_cache()
+    torch.cuda.reset_peak_memory_stats(device)
+    before = torch.cuda.memory_allocated(device)
+    fn()
+    torch.cuda.synchronize(device)
+    return torch.cuda.max_memory_allocated(device) - before
+
+
+def _inputs(zm: ZooModel, batch_size: int, device: str) -> list[torch.Tensor]:
+    return [parse_spec(s).materialize({"B": batch_size}, device) for s in zm.inputs]
+
+
+def build_step(config: StepConfig, device: str) -> Callable[[], None]:
+    """A fresh model on ``device`` and the step closure of ``config`` (the same step ``analyze`` traces)."""
+    zm = get(config.model)
+    model = zm.build().to(device)
+    kind = "cuda" if device.startswith("cuda") else "cpu"
+    return make_step(model, _inputs(zm, config.batch_size, device), mode=config.mode, optimizer=config.optimizer,
+                     precision=config.precision, device=kind)
+
+
+def steady_peak_memory_bytes(config: StepConfig, device: str) -> tuple[int, Callable[[], None]]:
+    """Peak memory of building ``config`` and running two steps, with the built step for timing.
+
+    Returns:
+        The peak (bytes: parameters, gradients, optimizer state, inputs, activations) and the step.
+    """
+    held: dict[str, Callable[[], None]] = {}
+
+    def build_and_run() -> None:
+        step = build_step(config, device)
+        step()  # first step: lazily created optimizer state
+        step()
+        held["step"] = step
+
+    if device.startswith("cuda"):
+        peak = gpu_peak_memory_bytes(build_and_run, device)
+    else:
+        peak = cpu_peak_memory_bytes(build_and_run)
+    return peak, held["step"]
+
+
+def static_columns(config: StepConfig, device_kind: str) -> tuple[dict[str, Any], str]:
+    """``analyze`` features of a step config, and a problem note ("" when the analysis worked)."""
+    zm = get(config.model)
+    try:
+        a = analyze(zm.build, zm.inputs, batch_size=config.batch_size, mode=config.mode,
+                    precision=config.precision, device="cuda" if device_kind == "gpu" else "cpu",
+                    optimizer=config.optimizer, target=f"zoo:{config.model}")
+    except Exception as e:  # noqa: BLE001 - recorded on the row: the measurement is still worth keeping
+        return dict.fromkeys(("est_peak_memory_bytes", "flops", "bytes_accessed", "op_count", "params")), (
+            f"analyze failed: {type(e).__name__}: {e}"
+        )
+    return {"est_peak_memory_bytes": a.peak_memory_bytes, "flops": a.flops, "bytes_accessed": a.bytes_accessed,
+            "op_count": a.op_count, "params": a.params}, ""
+
+
+def measure_step(config: StepConfig, device: str, measure: Measure) -> dict[str, Any]:
+    """One ``STEP_COLUMNS`` row (without provenance) of a zoo step.
+
+    An out-of-memory error or any failure to build or run the step becomes a row with NaN times,
+    ``trusted=False`` and the reason; the campaign goes on.
+
+    Args:
+        config: the step.
+        device: ``cpu``, ``cuda`` or ``cuda:N``.
+        measure: the campaign's measuring function (windows, energy meter).
+    """
+    device_kind = "gpu" if device.startswith("cuda") else "cpu"
+    zm = get(config.model)
+    static, problem = static_columns(config, device_kind)
+    row: dict[str, Any] = {"model": config.model, "family": zm.family, "batch_size": config.batch_size,
+                           "mode": config.mode, "precision": config.precision, "optimizer": config.optimizer,
+                           "measured_peak_memory_bytes": None, **static}
+    step = None
+    try:
+        row["measured_peak_memory_bytes"], step = steady_peak_memory_bytes(config, device)
+        measured = measured_columns(measure(step))
+    except (RuntimeError, MemoryError) as e:
+        measured = missing_columns(failure_reason(e))
+    finally:
+        del step
+        release_memory(device)
+    return {**row, **(with_problem(measured, problem) if problem else measured)}
+
+
+def release_memory(device: str) -> None:
+    """Free what a finished or failed measurement left (a GPU's cached blocks included)."""
+    gc.collect()
+    if device.startswith("cuda"):
+        torch.cuda.empty_cache()

@@ -1,0 +1,48 @@
+from __future__ import annotations
+
+import time
+
+import pytest
+import torch
+
+from flopcast.calibration.catalog import match_vendor_name
+from flopcast.calibration.ceilings import launch_overhead_s, matmul_flops_per_s, measure_ceilings
+from flopcast.calibration.energy import NullMeter
+from flopcast.calibration.probe import probe_cpu, probe_device
+
+
+def test_quick_cpu_ceilings():
+    t0 = time.perf_counter()
+    ceilings = measure_ceilings("cpu", quick=True, meter=NullMeter(""))
+    assert time.perf_counter() - t0 < 20
+    assert set(ceilings["measured_peak_flops_per_s"]) == {"fp32", "bf16", "fp16"}
+    assert all(v > 0 for v in ceilings["measured_peak_flops_per_s"].values())
+    assert ceilings["measured_bandwidth_bytes_per_s"] > 1e8
+    assert 0 < ceilings["launch_overhead_s"] < 1e-3
+    assert ceilings["idle_power_w"] is None  # no measuring meter
+    calibrated = probe_cpu().with_measurements(**ceilings)
+    assert calibrated.calibrated and calibrated.launch_overhead_s == ceilings["launch_overhead_s"]
+
+
+@pytest.mark.parametrize(("dtype", "match"), [("tf32", "CUDA tensor-core"), ("fp8", "no matmul ceiling")])
+def test_unsupported_dtypes_are_refused(dtype, match):
+    with pytest.raises(ValueError, match=match):
+        matmul_flops_per_s("cpu", dtype, 64)
+
+
+def test_launch_overhead_is_small_on_cpu():
+    assert 0 < launch_overhead_s("cpu", calls=200) < 1e-3
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_quick_gpu_ceilings_against_the_catalog():
+    ceilings = measure_ceilings("cuda", dtypes=("fp32", "tf32", "bf16"), quick=True)
+    spec = probe_device("cuda:0")
+    flops = ceilings["measured_peak_flops_per_s"]
+    assert flops["tf32"] > flops["fp32"] and flops["bf16"] > flops["tf32"]
+    assert 0 < ceilings["launch_overhead_s"] < 1e-3
+    assert ceilings["idle_power_w"] is not None and 10 < ceilings["idle_power_w"] < spec.tdp_w
+    if match_vendor_name(spec.vendor_name):
+        assert 0.3 < flops["bf16"] / spec.peak_flops_per_s["bf16"] < 1.05
+        assert 0.3 < ceilings["measured_bandwidth_bytes_per_s"] / spec.memory_bandwidth_bytes_per_s < 1.05
