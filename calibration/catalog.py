@@ -106,8 +106,7 @@ def get_hardware(name_or_path: str | Path) -> HardwareDescriptor:
     close = difflib.get_close_matches(key, candidates, n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise UnknownHardwareError(
-        f"unknown hardware {str(name_or_path)!r}{hint} "
-        "(see `flopcast hardware list`, or pass a descriptor file)"
+        f"unknown hardware {str(name_or_path)!r}{hint} (see `flopcast hardware list`, or pass a descriptor file)"
     )
 
 

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import torch
+
 from flopcast.calibration.energy import EnergyMeter, select_meter
 from flopcast.calibration.windows import Monitor, UntrustedMeasurementWarning, device_synchronizer, measure
 
@@ -88,9 +89,7 @@ def matmul_flops_per_s(device: str, dtype: str, n: int, min_window_s: float = 0.
     a = torch.randn(n, n, device=device).to(TORCH_DTYPES[dtype])
     b = torch.randn(n, n, device=device).to(TORCH_DTYPES[dtype])
     with _tf32(dtype == "tf32"):
-        m = measure(
-            lambda: torch.mm(a, b), device=device, min_window_s=min_window_s, warmup=2, energy_window_s=0
-        )
+        m = measure(lambda: torch.mm(a, b), device=device, min_window_s=min_window_s, warmup=2, energy_window_s=0)
     return 2.0 * n**3 / m.time_s
 
 
@@ -156,13 +155,13 @@ def measure_ceilings(
     sizes = SIZES[(_kind(device), quick)]
     if meter is None:
         meter = select_meter(device, estimates=False)
+    # Idle first: after heavy kernels a GPU stays in a high-power state for seconds (H200: ~125 W vs ~80 W).
+    idle_w = idle_power_w(device, meter, sizes.idle_s)
     return {
+        "idle_power_w": idle_w,
+        "launch_overhead_s": launch_overhead_s(device, sizes.launch_calls),
+        "measured_bandwidth_bytes_per_s": copy_bandwidth_bytes_per_s(device, sizes.copy_bytes, sizes.min_window_s),
         "measured_peak_flops_per_s": {
             dtype: matmul_flops_per_s(device, dtype, sizes.matmul_n, sizes.min_window_s) for dtype in dtypes
         },
-        "measured_bandwidth_bytes_per_s": copy_bandwidth_bytes_per_s(
-            device, sizes.copy_bytes, sizes.min_window_s
-        ),
-        "launch_overhead_s": launch_overhead_s(device, sizes.launch_calls),
-        "idle_power_w": idle_power_w(device, meter, sizes.idle_s),
     }

@@ -29,7 +29,8 @@ class CalibrateConfig:
         families: microbenchmark families to run (``None``: all registered).
         dtypes: dtypes to sample (``None``: each family's defaults for the device).
         zoo: zoo models to measure (``None``: the preset's choice; empty: none).
-        configs_per_family: sampled shapes per family and dtype.
+        configs_per_family: sampled shapes per family (dtypes cycle through them).
+        hardware: catalog name or descriptor file whose spec values and name label the probed device.
         country: ISO 3166 alpha-3 country of the grid, for CodeCarbon.
         tracking_uri: MLflow tracking URI (``None``: MLflow's own default, a local store in the cwd).
         experiment: MLflow experiment name (``None``: ``flopcast-<hardware>``).
@@ -64,6 +65,7 @@ class CalibrateConfig:
     dtypes: tuple[str, ...] | None = None
     zoo: tuple[str, ...] | None = None
     configs_per_family: int = 24
+    hardware: str | None = None
     country: str = DEFAULT_COUNTRY
     tracking_uri: str | None = None
     experiment: str | None = None
@@ -107,14 +109,14 @@ class CalibrateConfig:
     def with_preset(self) -> CalibrateConfig:
         """The config with the ``--quick`` preset applied where the user left defaults.
 
-        ``--quick``: 8 small shapes per family, fp32 only, working sets <= 16 MiB, 30 ms windows,
+        ``--quick``: 16 small shapes per family, fp32 only, working sets <= 16 MiB, 30 ms windows,
         energy on 5 % of the configs and on the zoo steps, :data:`QUICK_ZOO` at batch sizes 1 and 8.
         """
         if not self.quick:
             return self
         return replace(
             self,
-            configs_per_family=min(self.configs_per_family, 8),
+            configs_per_family=min(self.configs_per_family, 16),
             dtypes=self.dtypes or ("fp32",),
             max_working_set_bytes=self.max_working_set_bytes or 16 * 2**20,
             min_window_s=min(self.min_window_s, 0.03),

@@ -20,7 +20,11 @@ NVML_COUNTER_RANGE_MJ = 2**64
 """``nvmlDeviceGetTotalEnergyConsumption`` is an unsigned 64-bit count of mJ."""
 
 NVML_UPDATE_PERIOD_S = 0.1
-"""Conservative refresh period of NVML's energy counter, s (observed 20-100 ms on H100)."""
+"""Typical refresh period of NVML's energy counter, s.
+
+Recorded on an H200 (``traces/nvml_h200_recorded.json``): updates every 69-222 ms, median 100 ms, so each
+end of a window may be up to ~0.1-0.2 s stale: a 1 s energy window carries about +-10-20 % error.
+"""
 
 RAPL_UPDATE_PERIOD_S = 0.001
 """RAPL counters refresh about every millisecond."""

@@ -10,12 +10,13 @@ import argparse
 from dataclasses import dataclass
 from pathlib import Path
 
+from rich.console import Console
+from rich.table import Table
+
 from flopcast.calibration.catalog import get_hardware, load_catalog
 from flopcast.calibration.ceilings import measure_ceilings
 from flopcast.calibration.descriptor import DTYPES, HardwareDescriptor
 from flopcast.calibration.probe import probe_local
-from rich.console import Console
-from rich.table import Table
 
 TERA = 1e12
 GIB = 2**30
@@ -168,9 +169,7 @@ def add_hardware_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     probe = commands.add_parser("probe", help="describe the local GPUs and CPU")
     probe.add_argument("--device", default="auto", help="auto (all), cpu, cuda or cuda:N")
     probe.add_argument("--out", type=Path, help="write the descriptor (first GPU, else CPU) as JSON")
-    probe.add_argument(
-        "--measure", action="store_true", help="also measure ceilings (matmul, copy, launch, idle)"
-    )
+    probe.add_argument("--measure", action="store_true", help="also measure ceilings (matmul, copy, launch, idle)")
     probe.add_argument("--quick", action="store_true", help="smaller ceiling benchmarks (with --measure)")
     probe.set_defaults(func=cmd_probe)
     return hardware

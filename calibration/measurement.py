@@ -21,7 +21,9 @@ class Measurement:
         energy_window_s: duration of the energy window, s (0 when no energy was read).
         avg_power_w: mean power over the energy window, W, or ``None``.
         trusted: whether the values are fit for training the predictor.
-        reason: why not trusted (empty when trusted), e.g. ``energy window 0.2 s < 1 s``.
+        reason: why not trusted (e.g. ``energy window 0.2 s < 1 s``), and caveats that leave the row
+            trusted, each prefixed ``note:`` (e.g. ``note: energy missing (nvml: not supported)``);
+            empty when there is nothing to say.
     """
 
     time_s: float

@@ -35,8 +35,10 @@ DEFAULT_WORKING_SET_BYTES = {"cpu": 64 * 2**20, "gpu": 16 * 2**30}
 """Largest working set of one microbenchmark by device kind, bytes (also capped by device memory)."""
 MEMORY_SHARE = {"cpu": 0.05, "gpu": 0.25}
 """Share of the device memory one microbenchmark may hold."""
-MAX_REP_S = {"cpu": 0.25, "gpu": 0.05}
-"""Longest single repetition aimed for, s: configs are shrunk below this many seconds at fp32 peak."""
+FLOPS_CAP = {"cpu": 5e10, "gpu": 2e12}
+"""Most FLOPs of one repetition (about 0.3 s on a small CPU, 40 ms at an H100's fp32 peak).
+
+Constants rather than the probed peak, so the plan (hence every key) is the same on every rerun."""
 
 
 @dataclass(frozen=True)
@@ -67,13 +69,6 @@ def working_set_cap_bytes(cfg: CalibrateConfig, descriptor: HardwareDescriptor) 
     if descriptor.memory_bytes:
         cap = min(cap, int(descriptor.memory_bytes * MEMORY_SHARE[kind]))
     return cap
-
-
-def flops_cap(descriptor: HardwareDescriptor) -> float:
-    """FLOPs of the slowest repetition aimed for: :data:`MAX_REP_S` at the (measured or spec) fp32 peak."""
-    kind = "gpu" if descriptor.kind == "gpu" else "cpu"
-    peak = descriptor.measured_peak_flops_per_s.get("fp32") or descriptor.peak_for("fp32") or 1e11
-    return peak * MAX_REP_S[kind]
 
 
 def spread(items: Sequence[T], size: Callable[[T], float]) -> list[T]:
@@ -116,9 +111,9 @@ def _size(task: Task) -> float:
 
 
 def op_streams(cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Provenance) -> list[list[Task]]:
-    """One spread-ordered stream of op tasks per family, energy windows spread over each stream."""
+    """One spread-ordered stream of op tasks per family."""
     kind = "gpu" if descriptor.kind == "gpu" else "cpu"
-    cap_bytes, cap_flops = working_set_cap_bytes(cfg, descriptor), flops_cap(descriptor)
+    cap_bytes, cap_flops = working_set_cap_bytes(cfg, descriptor), FLOPS_CAP[kind]
     streams = []
     for name in cfg.families or family_names():
         family = get_family(name)
@@ -131,7 +126,7 @@ def op_streams(cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Prove
         for config in family.sample_configs(rng, cap_bytes, cfg.configs_per_family, dtypes):
             config, static = _fit(family, config, cap_bytes, cap_flops)
             tasks.append(_op_task(name, config, static, prov))
-        streams.append(_with_energy(spread(tasks, _size), cfg.energy_share if cfg.energy else 0.0))
+        streams.append(spread(tasks, _size))
     return streams
 
 
@@ -140,7 +135,7 @@ def ops_from_stream(
 ) -> list[Task]:
     """Op tasks for the shapes of analysed models (``analyze --ops-parquet`` tables)."""
     kind = "gpu" if descriptor.kind == "gpu" else "cpu"
-    cap_bytes, cap_flops = working_set_cap_bytes(cfg, descriptor), flops_cap(descriptor)
+    cap_bytes, cap_flops = working_set_cap_bytes(cfg, descriptor), FLOPS_CAP[kind]
     tasks, seen = [], set()
     for path in paths:
         for name, config in configs_from_ops_table(pd.read_parquet(path)):
@@ -152,7 +147,7 @@ def ops_from_stream(
             if task.key not in seen:
                 seen.add(task.key)
                 tasks.append(task)
-    return _with_energy(tasks, cfg.energy_share if cfg.energy else 0.0)
+    return tasks
 
 
 def step_stream(cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Provenance) -> list[Task]:
@@ -172,11 +167,14 @@ def step_stream(cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Prov
 
 
 def _with_energy(tasks: list[Task], share: float) -> list[Task]:
-    """Mark an evenly spread ``share`` of the tasks for an energy window."""
-    out = []
-    for i, t in enumerate(tasks):
-        energy = math.floor((i + 1) * share) > math.floor(i * share)
-        out.append(Task(t.kind, t.name, t.config, t.key, energy, t.static))
+    """Mark an evenly spread ``share`` of the op tasks (at least one when ``share`` > 0) for an energy window."""
+    out, i = [], 0
+    for t in tasks:
+        if t.kind == "op":
+            energy = math.floor((i + 1) * share) > math.floor(i * share) or (i == 0 and share > 0)
+            t = Task(t.kind, t.name, t.config, t.key, energy, t.static)
+            i += 1
+        out.append(t)
     return out
 
 
@@ -192,7 +190,7 @@ def plan_tasks(cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Prove
         if t.key not in seen:  # equal configs (sampled twice, or also in --ops-from) are measured once
             seen.add(t.key)
             unique.append(t)
-    return unique[cfg.shard_index :: cfg.shard_count]
+    return _with_energy(unique, cfg.energy_share if cfg.energy else 0.0)[cfg.shard_index :: cfg.shard_count]
 
 
 def config_json(config: dict[str, Any]) -> str:

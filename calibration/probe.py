@@ -13,6 +13,7 @@ from typing import Any
 
 import psutil
 import torch
+
 from flopcast.calibration.catalog import get_hardware, match_vendor_name
 from flopcast.calibration.descriptor import HardwareDescriptor
 

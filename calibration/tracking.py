@@ -51,7 +51,7 @@ def check_reachable(uri: str, timeout_s: float = 3.0) -> None:
     if parsed.scheme in ("http", "https"):
         health = uri.rstrip("/") + "/health"
         try:
-            with urllib.request.urlopen(health, timeout=timeout_s) as response:  # noqa: S310 - http(s) only
+            with urllib.request.urlopen(health, timeout=timeout_s) as response:
                 if response.status != 200:
                     raise TrackingUnreachableError(f"MLflow server {uri} answered {response.status} on /health")
         except (urllib.error.URLError, OSError) as e:
@@ -163,7 +163,7 @@ def track_emissions(out_dir: Path, country: str) -> Iterator[Emissions]:
         tracker = OfflineEmissionsTracker(country_iso_code=country, output_dir=str(out_dir), log_level="error",
                                           project_name="flopcast-calibrate", measure_power_secs=15)
         tracker.start()
-    except Exception as e:  # noqa: BLE001 - codecarbon is optional bookkeeping: record why and go on
+    except Exception as e:
         result.error = f"codecarbon did not start: {type(e).__name__}: {e}"
         log.warning("%s", result.error)
         tracker = None
@@ -177,6 +177,6 @@ def track_emissions(out_dir: Path, country: str) -> Iterator[Emissions]:
                 result.energy_kwh = getattr(data, "energy_consumed", None)
                 if result.kg_co2eq is None:
                     result.error = "codecarbon returned no emissions"
-            except Exception as e:  # noqa: BLE001 - as above
+            except Exception as e:
                 result.error = f"codecarbon failed to stop: {type(e).__name__}: {e}"
                 log.warning("%s", result.error)

@@ -15,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
+
 from flopcast.calibration.energy import EnergyMeter, NullMeter, select_meter
 from flopcast.calibration.measurement import Measurement
 
@@ -156,9 +157,7 @@ def timing_problems(window_s: float, n_repeats: int) -> list[str]:
     return []
 
 
-def energy_problems(
-    window_s: float, energy_j: float, meter: EnergyMeter, min_window_s: float = 0.0
-) -> list[str]:
+def energy_problems(window_s: float, energy_j: float, meter: EnergyMeter, min_window_s: float = 0.0) -> list[str]:
     """Reasons an energy window is unfit: shorter than the counter's update period or ``min_window_s``.
 
     Args:
@@ -170,9 +169,7 @@ def energy_problems(
     """
     problems = []
     if window_s < meter.update_period_s:
-        problems.append(
-            f"energy window {window_s:.3g} s < counter update period {meter.update_period_s:.3g} s"
-        )
+        problems.append(f"energy window {window_s:.3g} s < counter update period {meter.update_period_s:.3g} s")
     if window_s < min_window_s:
         problems.append(f"energy window {window_s:.3g} s < requested {min_window_s:.3g} s")
     if energy_j <= 0 and window_s > 0:
@@ -183,14 +180,11 @@ def energy_problems(
 def throttle_problems(meter: EnergyMeter) -> list[str]:
     """Clock-throttle reasons the meter reports; benign ones (power cap) are prefixed ``note:``."""
     return [
-        f"throttled: {name}" if spoils else f"note: clocks {name}"
-        for name, spoils in meter.throttle_reasons().items()
+        f"throttled: {name}" if spoils else f"note: clocks {name}" for name, spoils in meter.throttle_reasons().items()
     ]
 
 
-def _timed(
-    fn: Callable[[], object], reps: int, sync: Callable[[], None], clock: Callable[[], float]
-) -> float:
+def _timed(fn: Callable[[], object], reps: int, sync: Callable[[], None], clock: Callable[[], float]) -> float:
     """Seconds for ``reps`` calls of ``fn``, the device synchronised before and after."""
     sync()
     t0 = clock()

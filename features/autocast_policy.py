@@ -1,4 +1,4 @@
-"""Autocast for a CUDA target, emulated while tracing on CPU fake tensors.
+"""A CUDA target emulated while tracing on CPU fake tensors: its autocast policy and attention kernels.
 
 CUDA's autocast kernels cannot run on this CPU-only tracing path (autograd refuses CUDA fake tensors
 without a CUDA build), so this TorchFunctionMode applies CUDA's published op lists above autograd:
@@ -6,6 +6,7 @@ lower-precision ops cast their floating inputs to the autocast dtype, fp32 ops t
 ``fp32_set_opt_dtype`` ops get ``dtype=float32`` and promote ops run in the widest input dtype.
 Casts of leaf tensors that require grad are cached within the region, as autocast does. Lists follow
 ``aten/src/ATen/autocast_mode.cpp`` (CUDA section); float64 tensors are never cast.
+Attention goes through :func:`flopcast.features.cuda_sdpa.cuda_sdpa`, which picks CUDA's fused kernel.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
+
+from flopcast.features.cuda_sdpa import cuda_sdpa
 
 _LOWER = (
     "torch._C._nn.linear", "torch.matmul", "torch.Tensor.matmul", "torch.Tensor.__matmul__",
@@ -80,14 +83,17 @@ def _eligible(t: Any) -> bool:
     return isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype is not torch.float64
 
 
-class CudaAutocastEmulation(TorchFunctionMode):
-    """Apply CUDA autocast's casting policy to torch function calls (see module docstring).
+SDPA_FUNCS = _resolve(("torch._C._nn.scaled_dot_product_attention", "torch.nn.functional.scaled_dot_product_attention"))
+
+
+class CudaTargetEmulation(TorchFunctionMode):
+    """Apply CUDA's autocast casting policy and attention kernel choice to torch function calls.
 
     Args:
-        dtype: the autocast dtype (``torch.bfloat16`` or ``torch.float16``).
+        dtype: the autocast dtype (``torch.bfloat16`` or ``torch.float16``), or ``None`` without autocast.
     """
 
-    def __init__(self, dtype: torch.dtype) -> None:
+    def __init__(self, dtype: torch.dtype | None) -> None:
         super().__init__()
         self.dtype = dtype
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
@@ -107,7 +113,9 @@ class CudaAutocastEmulation(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
-        if func in LOWER_PRECISION_FUNCS:
+        if self.dtype is None:
+            pass
+        elif func in LOWER_PRECISION_FUNCS:
             args, kwargs = self._cast(args, self.dtype), {k: self._cast(v, self.dtype) for k, v in kwargs.items()}
         elif func in FP32_FUNCS:
             args = self._cast(args, torch.float32)
@@ -123,6 +131,8 @@ class CudaAutocastEmulation(TorchFunctionMode):
             if len(set(floats)) > 1:
                 widest = torch.float32 if torch.float32 in floats else floats[0]
                 args = self._cast(args, widest)
+        if func in SDPA_FUNCS:
+            return cuda_sdpa(func, *args, **kwargs)
         return func(*args, **kwargs)
 
     def __exit__(self, *exc: object) -> None:

@@ -67,8 +67,10 @@ class MemoryTracker:
         for t in tensors:
             self.track(t, kind)
 
-    def retag(self, t: torch.Tensor, kind: str) -> None:
-        """Move ``t``'s storage to another kind (a backward output that became a ``.grad``)."""
+    def retag(self, t: torch.Tensor | None, kind: str) -> None:
+        """Move ``t``'s storage to another kind (a backward output that became a ``.grad``); ``None`` is ignored."""
+        if t is None:
+            return
         key = id(t.untyped_storage())
         if key in self._live:
             size, old = self._live[key]

@@ -15,7 +15,7 @@ from typing import Any
 
 import torch
 
-from flopcast.features.autocast_policy import CudaAutocastEmulation
+from flopcast.features.autocast_policy import CudaTargetEmulation
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -68,13 +68,14 @@ def autocast_context(
     Args:
         precision: fp32, tf32, bf16 or fp16.
         device: cuda or cpu (whose autocast policy applies).
-        emulate_cuda: apply CUDA's policy with :class:`CudaAutocastEmulation` (tracing on CPU tensors).
+        emulate_cuda: trace a CUDA target on CPU tensors: :class:`CudaTargetEmulation` applies CUDA's
+            autocast policy and attention kernel choice (also at fp32).
     """
     dtype = AUTOCAST_DTYPES.get(precision)
+    if device == "cuda" and emulate_cuda:
+        return lambda: CudaTargetEmulation(dtype)
     if dtype is None:
         return contextlib.nullcontext
-    if device == "cuda" and emulate_cuda:
-        return lambda: CudaAutocastEmulation(dtype)
     return lambda: torch.autocast(device_type=device, dtype=dtype)
 
 

@@ -70,6 +70,11 @@ def to_fake(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
+def _device_state(state: dict[str, object], device: str) -> list[torch.Tensor]:
+    """Optimizer state tensors on the device: a CUDA step keeps the ``step`` counters on the host."""
+    return [v for k, v in state.items() if isinstance(v, torch.Tensor) and not (device == "cuda" and k == "step")]
+
+
 def _run_phase(rec: OpRecorder, tracker: ModulePathTracker, phase: Phase, fn: Callable[[], object]) -> object:
     rec.phase = phase
     tracker.reset()
@@ -118,7 +123,7 @@ def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec]
             memory.track_all(model.buffers(), "buffers")
             if parts.optimizer is not None:
                 for state in parts.optimizer.state.values():
-                    memory.track_all((v for v in state.values() if isinstance(v, torch.Tensor)), "optimizer_state")
+                    memory.track_all(_device_state(state, config.device), "optimizer_state")
             memory.track_all(inputs, "inputs")
             if config.mode == "train":
                 hooks = [p.register_post_accumulate_grad_hook(lambda p: memory.retag(p.grad, "gradients"))

@@ -9,6 +9,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from typing_extensions import override
 
 from flopcast.calibration.microbench import register_family
 from flopcast.calibration.microbench.base import Closure, Config, Family, itemsize, log_int, rand, row_dtype, row_shapes
@@ -31,6 +32,7 @@ class Attention(Family):
     main_ops = ("aten._scaled_dot_product", "aten.scaled_dot_product")
     shrink_keys = ("b", "heads", "s_q", "s_kv")
 
+    @override
     def sample(self, rng: random.Random) -> Config:
         s_q = log_int(rng, 1, 8192)
         self_attention = rng.random() < 0.7
@@ -43,12 +45,14 @@ class Attention(Family):
             "causal": self_attention and rng.random() < 0.5,
         }
 
+    @override
     def working_set_bytes(self, config: Config) -> int:
         b, h, q, kv, d = (config[k] for k in ("b", "heads", "s_q", "s_kv", "head_dim"))
         tensors = 2 * b * h * q * d + 2 * b * h * kv * d  # q, out, k, v
         scores = b * h * q * kv  # the unfused (math) path materialises the score matrix
         return itemsize(config["dtype"]) * (tensors * (2 if self.backward else 1) + 2 * scores)
 
+    @override
     def build(self, config: Config, device: str) -> Closure:
         b, h, d, dtype = config["b"], config["heads"], config["head_dim"], config["dtype"]
         grad = self.backward
@@ -65,6 +69,7 @@ class Attention(Family):
 
         return step
 
+    @override
     def config_from_op(self, row: Mapping[str, Any]) -> Config | None:
         dtype, shapes = row_dtype(row), row_shapes(row)
         if self.backward:

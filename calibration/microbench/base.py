@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any, ClassVar
 
 import torch
+from typing_extensions import override
 
 from flopcast.features.records import Phase
 
@@ -166,5 +167,6 @@ class MatrixFamily(Family):
     tensors: ClassVar[float] = 2.0
     shrink_keys = ("rows", "cols")
 
+    @override
     def working_set_bytes(self, config: Config) -> int:
         return int(self.tensors * itemsize(config["dtype"]) * config["rows"] * config["cols"])

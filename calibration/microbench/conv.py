@@ -10,6 +10,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
+from typing_extensions import override
 
 from flopcast.calibration.microbench import register_family
 from flopcast.calibration.microbench.base import Closure, Config, Family, itemsize, log_int, rand, row_dtype, row_shapes
@@ -35,6 +36,7 @@ class Convolution(Family):
     shrink_keys = ("n", "c_in", "c_out", "size")
     gpu_dtypes = ("fp32", "tf32", "bf16", "fp16")
 
+    @override
     def sample(self, rng: random.Random) -> Config:
         k = rng.choice(self.kernels)
         depthwise = rng.random() < 0.15
@@ -50,6 +52,7 @@ class Convolution(Family):
             "depthwise": depthwise,
         }
 
+    @override
     def phase(self, config: Config) -> Phase:
         return Phase.FORWARD if self.pass_ == "fwd" else Phase.BACKWARD
 
@@ -63,9 +66,11 @@ class Convolution(Family):
         y = (c["n"], c_out, *(max(out, 1),) * nd)
         return x, w, y, groups
 
+    @override
     def working_set_bytes(self, config: Config) -> int:
         return itemsize(config["dtype"]) * sum(math.prod(s) for s in self._shapes(config)[:3])
 
+    @override
     def build(self, config: Config, device: str) -> Closure:
         x_shape, w_shape, y_shape, groups = self._shapes(config)
         nd, dtype = self.ndim, config["dtype"]
@@ -78,6 +83,7 @@ class Convolution(Family):
             gy, x, w, None, stride, padding, [1] * nd, False, [0] * nd, groups, mask
         )
 
+    @override
     def config_from_op(self, row: Mapping[str, Any]) -> Config | None:
         dtype, shapes = row_dtype(row), row_shapes(row)
         attrs = json.loads(row.get("attrs") or "{}")

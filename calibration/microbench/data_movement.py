@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from typing_extensions import override
 
 from flopcast.calibration.microbench import register_family
 from flopcast.calibration.microbench.base import (
@@ -32,10 +33,12 @@ class DataMovement(MatrixFamily):
     main_ops = ops
     tensors = 2.0
 
+    @override
     def sample(self, rng: random.Random) -> Config:
         op = rng.choice(("cat", "copy", "transpose_contiguous"))
         return {"op": op, "parts": log_int(rng, 2, 16) if op == "cat" else 1, **sample_matrix(rng)}
 
+    @override
     def build(self, config: Config, device: str) -> Closure:
         r, c, dtype = config["rows"], config["cols"], config["dtype"]
         if config["op"] == "cat":
@@ -47,6 +50,7 @@ class DataMovement(MatrixFamily):
             return lambda: out.copy_(x)
         return lambda: x.t().contiguous()
 
+    @override
     def config_from_op(self, row: Mapping[str, Any]) -> Config | None:
         dtype, name, shapes = row_dtype(row), packet(str(row["op"])), row_shapes(row)
         if dtype is None or not shapes:

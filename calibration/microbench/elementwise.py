@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from typing_extensions import override
 
 from flopcast.calibration.microbench import register_family
 from flopcast.calibration.microbench.base import (
@@ -38,13 +39,16 @@ class Unary(MatrixFamily):
     name = "elementwise_unary"
     ops = main_ops = tuple(f"aten.{op}" for op in UNARY)
 
+    @override
     def sample(self, rng: random.Random) -> Config:
         return {"op": rng.choice(sorted(UNARY)), **sample_matrix(rng)}
 
+    @override
     def build(self, config: Config, device: str) -> Closure:
         x, f = rand((config["rows"], config["cols"]), config["dtype"], device), UNARY[config["op"]]
         return lambda: f(x)
 
+    @override
     def config_from_op(self, row: Mapping[str, Any]) -> Config | None:
         dtype = row_dtype(row)
         if dtype is None:
@@ -60,15 +64,18 @@ class Binary(MatrixFamily):
     ops = main_ops = tuple(f"aten.{op}" for op in BINARY)
     tensors = 3.0
 
+    @override
     def sample(self, rng: random.Random) -> Config:
         return {"op": rng.choice(sorted(BINARY)), "broadcast": rng.choice(sorted(BROADCASTS)), **sample_matrix(rng)}
 
+    @override
     def build(self, config: Config, device: str) -> Closure:
         r, c, dtype = config["rows"], config["cols"], config["dtype"]
         x, y = rand((r, c), dtype, device), rand(BROADCASTS[config["broadcast"]](r, c), dtype, device)
         f = BINARY[config["op"]]
         return lambda: f(x, y)
 
+    @override
     def config_from_op(self, row: Mapping[str, Any]) -> Config | None:
         dtype, shapes = row_dtype(row), row_shapes(row)
         if dtype is None or not shapes:

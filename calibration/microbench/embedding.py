@@ -8,6 +8,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from typing_extensions import override
 
 from flopcast.calibration.microbench import register_family
 from flopcast.calibration.microbench.base import (
@@ -34,17 +35,20 @@ class Embedding(Family):
     main_ops = ops
     shrink_keys = ("num_embeddings", "dim", "n_indices")
 
+    @override
     def sample(self, rng: random.Random) -> Config:
         op = rng.choice(("embedding", "embedding_bag"))
         return {"op": op, "pass": rng.choice(("fwd", "bwd")), "num_embeddings": log_int(rng, 16, 1 << 21),
                 "dim": log_int(rng, 4, 2048), "n_indices": log_int(rng, 1, 1 << 18),
                 "bag_size": log_int(rng, 1, 64) if op == "embedding_bag" else 1}
 
+    @override
     def working_set_bytes(self, config: Config) -> int:
         table = config["num_embeddings"] * config["dim"] * (2 if config["pass"] == "bwd" else 1)
         out = config["n_indices"] // max(1, config["bag_size"]) * config["dim"]
         return itemsize(config["dtype"]) * (table + 2 * out) + 8 * config["n_indices"]
 
+    @override
     def build(self, config: Config, device: str) -> Closure:
         grad = config["pass"] == "bwd"
         weight = rand((config["num_embeddings"], config["dim"]), config["dtype"], device, requires_grad=grad)
@@ -57,6 +61,7 @@ class Embedding(Family):
             forward = lambda: F.embedding_bag(idx, weight, offsets, mode="sum")  # noqa: E731
         return grad_closure(forward(), [weight]) if grad else forward
 
+    @override
     def config_from_op(self, row: Mapping[str, Any]) -> Config | None:
         dtype, name, shapes = row_dtype(row), packet(str(row["op"])), row_shapes(row)
         if dtype is None or name != "aten.embedding" or len(shapes) < 2:

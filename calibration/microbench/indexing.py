@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import torch
+from typing_extensions import override
 
 from flopcast.calibration.microbench import register_family
 from flopcast.calibration.microbench.base import Closure, Config, Family, itemsize, log_int, rand, sample_matrix
@@ -18,15 +19,18 @@ class Indexing(Family):
     main_ops = ("aten.gather", "aten.scatter_add", "aten.index_select")
     shrink_keys = ("rows", "cols", "n_index")
 
+    @override
     def sample(self, rng: random.Random) -> Config:
         return {"op": rng.choice(("gather", "scatter_add", "index_select")), **sample_matrix(rng, 32768),
                 "n_index": log_int(rng, 1, 32768)}
 
+    @override
     def working_set_bytes(self, config: Config) -> int:
         r, c, k = config["rows"], config["cols"], config["n_index"]
         out = k * c if config["op"] == "index_select" else r * k
         return itemsize(config["dtype"]) * (2 * r * c + 2 * out) + 8 * out
 
+    @override
     def build(self, config: Config, device: str) -> Closure:
         r, c, k, dtype = config["rows"], config["cols"], config["n_index"], config["dtype"]
         x = rand((r, c), dtype, device)

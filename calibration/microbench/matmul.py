@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from typing_extensions import override
 
 from flopcast.calibration.microbench import register_family
 from flopcast.calibration.microbench.base import Closure, Config, Family, itemsize, log_int, rand, row_dtype, row_shapes
@@ -24,15 +25,18 @@ class Matmul(Family):
     shrink_keys = ("b", "m", "k", "n")
     gpu_dtypes = ("fp32", "tf32", "bf16", "fp16")
 
+    @override
     def sample(self, rng: random.Random) -> Config:
         variant = rng.choice(VARIANTS)
         b = log_int(rng, 1, 512) if variant == "bmm" else 1
         return {"variant": variant, "b": b, **{d: log_int(rng, 1, 16384) for d in ("m", "k", "n")}}
 
+    @override
     def working_set_bytes(self, config: Config) -> int:
         b, m, k, n = (config[d] for d in ("b", "m", "k", "n"))
         return itemsize(config["dtype"]) * (b * (m * k + m * n) + (b if config["variant"] == "bmm" else 1) * k * n + n)
 
+    @override
     def build(self, config: Config, device: str) -> Closure:
         b, m, k, n, dtype = (config[d] for d in ("b", "m", "k", "n", "dtype"))
         if config["variant"] == "bmm":
@@ -44,6 +48,7 @@ class Matmul(Family):
             return lambda: torch.addmm(bias, x, w)
         return lambda: torch.mm(x, w)
 
+    @override
     def config_from_op(self, row: Mapping[str, Any]) -> Config | None:
         dtype, shapes, variant = row_dtype(row), row_shapes(row), str(row["op"]).split(".")[1]
         if dtype is None:

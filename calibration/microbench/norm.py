@@ -9,6 +9,7 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from typing_extensions import override
 
 from flopcast.calibration.microbench import register_family
 from flopcast.calibration.microbench.base import (
@@ -50,16 +51,19 @@ class Norm(Family):
     main_ops = ("aten.native_", "aten._native_batch_norm", "aten._fused_rms_norm")
     shrink_keys = ("n", "c", "spatial")
 
+    @override
     def sample(self, rng: random.Random) -> Config:
         kind = rng.choice(sorted(NORMS))
         spatial = log_int(rng, 1, 4096) if NORMS[kind][1] else 1
         return {"kind": kind, "pass": rng.choice(("fwd", "bwd")), "n": log_int(rng, 1, 16384),
                 "c": log_int(rng, 1, 8192), "spatial": spatial}
 
+    @override
     def working_set_bytes(self, config: Config) -> int:
         copies = 4 if config["pass"] == "bwd" else 2  # x, y (+ dy, dx)
         return copies * itemsize(config["dtype"]) * config["n"] * config["c"] * config["spatial"]
 
+    @override
     def build(self, config: Config, device: str) -> Closure:
         f, spatial = NORMS[config["kind"]]
         shape = (config["n"], config["c"], config["spatial"]) if spatial else (config["n"], config["c"])
@@ -71,6 +75,7 @@ class Norm(Family):
             return lambda: f(x, w, b)
         return grad_closure(f(x, w, b), [x, w, b] if config["kind"] != "rms" else [x, w])
 
+    @override
     def config_from_op(self, row: Mapping[str, Any]) -> Config | None:
         dtype, name = row_dtype(row), packet(str(row["op"]))
         backward = name.endswith("_backward")

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from typing_extensions import override
 
 from flopcast.calibration.microbench import register_family
 from flopcast.calibration.microbench.base import (
@@ -32,13 +33,17 @@ class Reduction(MatrixFamily):
     ops = main_ops = tuple(f"aten.{op}" for op in REDUCTIONS)
     tensors = 1.0
 
+    @override
     def sample(self, rng: random.Random) -> Config:
         return {"op": rng.choice(sorted(REDUCTIONS)), "dim": rng.choice((0, 1, 1)), **sample_matrix(rng)}
 
+    @override
     def build(self, config: Config, device: str) -> Closure:
-        x, f, dim = rand((config["rows"], config["cols"]), config["dtype"], device), REDUCTIONS[config["op"]], config["dim"]
+        x = rand((config["rows"], config["cols"]), config["dtype"], device)
+        f, dim = REDUCTIONS[config["op"]], config["dim"]
         return lambda: f(x, dim)
 
+    @override
     def config_from_op(self, row: Mapping[str, Any]) -> Config | None:
         dtype, shapes = row_dtype(row), row_shapes(row)
         if dtype is None or not shapes or not shapes[0]:

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import torch
+from typing_extensions import override
 
 from flopcast.calibration.microbench import register_family
 from flopcast.calibration.microbench.base import (
@@ -34,9 +35,11 @@ class Softmax(MatrixFamily):
     main_ops = ops
     tensors = 3.0
 
+    @override
     def sample(self, rng: random.Random) -> Config:
         return {"op": rng.choice(sorted(FUNCTIONS)), "pass": rng.choice(("fwd", "bwd")), **sample_matrix(rng)}
 
+    @override
     def build(self, config: Config, device: str) -> Closure:
         f = FUNCTIONS[config["op"]]
         x = rand((config["rows"], config["cols"]), config["dtype"], device, requires_grad=config["pass"] == "bwd")
@@ -44,6 +47,7 @@ class Softmax(MatrixFamily):
             return lambda: f(x, -1)
         return grad_closure(f(x, -1), [x])
 
+    @override
     def config_from_op(self, row: Mapping[str, Any]) -> Config | None:
         dtype, name = row_dtype(row), packet(str(row["op"]))
         if dtype is None:

@@ -19,12 +19,51 @@ def _ops(*names: str) -> list[object]:
 # Views, aliases and metadata-only ops: they only create a new tensor header.
 register_zero_cost(
     *_ops(
-        "view", "_unsafe_view", "_reshape_alias", "reshape", "t", "t_", "transpose", "transpose_", "permute",
-        "expand", "slice", "select", "unsqueeze", "unsqueeze_", "squeeze", "squeeze_", "as_strided",
-        "as_strided_", "detach", "detach_", "alias", "lift_fresh", "split", "split_with_sizes", "unbind",
-        "chunk", "narrow", "unsafe_split", "unsafe_split_with_sizes", "unsafe_chunk", "diagonal", "unfold",
-        "view_as_real", "view_as_complex", "_conj", "_neg_view", "movedim", "set_", "resize_",
-        "empty", "empty_like", "empty_strided", "new_empty", "new_empty_strided", "_local_scalar_dense",
+        "view",
+        "_unsafe_view",
+        "_reshape_alias",
+        "reshape",
+        "t",
+        "t_",
+        "transpose",
+        "transpose_",
+        "permute",
+        "expand",
+        "slice",
+        "select",
+        "unsqueeze",
+        "unsqueeze_",
+        "squeeze",
+        "squeeze_",
+        "as_strided",
+        "as_strided_",
+        "detach",
+        "detach_",
+        "alias",
+        "lift_fresh",
+        "split",
+        "split_with_sizes",
+        "unbind",
+        "chunk",
+        "narrow",
+        "unsafe_split",
+        "unsafe_split_with_sizes",
+        "unsafe_chunk",
+        "diagonal",
+        "unfold",
+        "view_as_real",
+        "view_as_complex",
+        "_conj",
+        "_neg_view",
+        "movedim",
+        "set_",
+        "resize_",
+        "empty",
+        "empty_like",
+        "empty_strided",
+        "new_empty",
+        "new_empty_strided",
+        "_local_scalar_dense",
     ),
     category=_DM,
     moves_bytes=False,
@@ -41,22 +80,73 @@ register_zero_cost(
 # Copies: read the inputs, write the outputs, no arithmetic (the tracer's default bytes are right).
 register_zero_cost(
     *_ops(
-        "clone", "_to_copy", "contiguous", "lift_fresh_copy", "cat", "stack", "repeat", "roll", "flip",
-        "constant_pad_nd", "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d",
-        "replication_pad2d", "replication_pad3d", "upsample_nearest1d", "upsample_nearest2d",
-        "upsample_nearest3d", "_upsample_nearest_exact2d", "im2col", "pixel_shuffle", "pixel_unshuffle",
-        "slice_backward", "select_backward", "slice_scatter", "select_scatter", "diagonal_backward",
-        "as_strided_scatter", "tril", "triu", "where", "masked_fill", "scatter", "index_put",
-        "view_copy", "expand_copy",
-        "permute_copy", "transpose_copy", "t_copy", "unsqueeze_copy", "squeeze_copy", "masked_scatter",
+        "clone",
+        "_to_copy",
+        "contiguous",
+        "lift_fresh_copy",
+        "cat",
+        "stack",
+        "repeat",
+        "roll",
+        "flip",
+        "constant_pad_nd",
+        "reflection_pad1d",
+        "reflection_pad2d",
+        "reflection_pad3d",
+        "replication_pad1d",
+        "replication_pad2d",
+        "replication_pad3d",
+        "upsample_nearest1d",
+        "upsample_nearest2d",
+        "upsample_nearest3d",
+        "_upsample_nearest_exact2d",
+        "im2col",
+        "pixel_shuffle",
+        "pixel_unshuffle",
+        "slice_backward",
+        "select_backward",
+        "slice_scatter",
+        "select_scatter",
+        "diagonal_backward",
+        "as_strided_scatter",
+        "tril",
+        "triu",
+        "where",
+        "masked_fill",
+        "scatter",
+        "index_put",
+        "view_copy",
+        "expand_copy",
+        "permute_copy",
+        "transpose_copy",
+        "t_copy",
+        "unsqueeze_copy",
+        "squeeze_copy",
+        "masked_scatter",
     ),
     category=_DM,
     moves_bytes=True,
 )
 
 
-@register_op_cost(*_ops("zeros", "ones", "full", "zeros_like", "ones_like", "full_like", "new_zeros", "new_ones",
-                        "new_full", "scalar_tensor", "arange", "linspace", "eye"), category=_DM)
+@register_op_cost(
+    *_ops(
+        "zeros",
+        "ones",
+        "full",
+        "zeros_like",
+        "ones_like",
+        "full_like",
+        "new_zeros",
+        "new_ones",
+        "new_full",
+        "scalar_tensor",
+        "arange",
+        "linspace",
+        "eye",
+    ),
+    category=_DM,
+)
 def write_only(call: Call) -> OpCost:
     """Factory fills: write the output, read nothing (a ``*_like`` input gives only its shape)."""
     return OpCost(flops=0, bytes_read=0, bytes_written=sum(m.nbytes for m in call.outputs))
@@ -94,8 +184,9 @@ def scatter_add_(call: Call) -> OpCost:
     """In-place scatter-accumulate: one add per source element; reads and writes the touched elements."""
     src = call.tensor_args()[-1]
     moved = src.nbytes
-    return OpCost(flops=src.numel, bytes_read=2 * moved + sum(m.nbytes for m in call.tensor_args()[1:-1]),
-                  bytes_written=moved)
+    return OpCost(
+        flops=src.numel, bytes_read=2 * moved + sum(m.nbytes for m in call.tensor_args()[1:-1]), bytes_written=moved
+    )
 
 
 def _scatter_in_place(call: Call, accumulate: bool) -> OpCost:
@@ -119,4 +210,20 @@ def index_put_(call: Call) -> OpCost:
 @register_op_cost(aten.col2im, category=_DM)
 def col2im(call: Call) -> OpCost:
     """``fold``: sums overlapping patches back into the image, one add per column element."""
+    return OpCost(flops=self_numel(call))
+
+
+@register_op_cost(
+    *_ops(
+        "reflection_pad1d_backward",
+        "reflection_pad2d_backward",
+        "reflection_pad3d_backward",
+        "replication_pad1d_backward",
+        "replication_pad2d_backward",
+        "replication_pad3d_backward",
+    ),
+    category=_DM,
+)
+def pad_backward(call: Call) -> OpCost:
+    """Reflection / replication pad backward: folds each grad_output element back, one add per element."""
     return OpCost(flops=self_numel(call))

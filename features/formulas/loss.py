@@ -25,8 +25,9 @@ LOSS_FLOPS: dict[str, int] = {
 }
 
 # the backward's first argument is grad_output; count the elements of its input (arg 1) instead
-register_table({k: v for k, v in LOSS_FLOPS.items() if not k.endswith("backward")}, Category.OTHER, self_numel,
-               variants=())
+register_table(
+    {k: v for k, v in LOSS_FLOPS.items() if not k.endswith("backward")}, Category.OTHER, self_numel, variants=()
+)
 register_table({k: v for k, v in LOSS_FLOPS.items() if k.endswith("backward")}, Category.OTHER, variants=())
 
 

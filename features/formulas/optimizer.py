@@ -71,4 +71,3 @@ def fused_sgd(call: Call) -> OpCost:
         per += SGD_DECAY
     read = sum(m.nbytes for m in call.tensor_args())
     return OpCost(flops=per * n, bytes_read=read, bytes_written=_mutated_bytes(call, (0, 2)))
-

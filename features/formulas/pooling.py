@@ -37,8 +37,13 @@ def _adaptive_window(inp: tuple[int, ...], out: tuple[int, ...]) -> int:
     return prod(math.ceil(i / max(o, 1)) for i, o in zip(inp[-dims:], out, strict=True))
 
 
-@register_op_cost(aten._adaptive_avg_pool2d, aten._adaptive_avg_pool3d, aten.adaptive_max_pool2d,
-                  aten.adaptive_max_pool3d, category=Category.REDUCTION)
+@register_op_cost(
+    aten._adaptive_avg_pool2d,
+    aten._adaptive_avg_pool3d,
+    aten.adaptive_max_pool2d,
+    aten.adaptive_max_pool3d,
+    category=Category.REDUCTION,
+)
 def adaptive_pool(call: Call) -> OpCost:
     """Adaptive pooling: output elements x the largest window ``ceil(in/out)`` per dim."""
     out = call.outputs[0]
@@ -46,8 +51,7 @@ def adaptive_pool(call: Call) -> OpCost:
     return OpCost(flops=out.numel * _adaptive_window(call.args[0].shape, out.shape[-spatial:]))
 
 
-@register_op_cost(aten._adaptive_avg_pool2d_backward, aten._adaptive_avg_pool3d_backward,
-                  category=Category.REDUCTION)
+@register_op_cost(aten._adaptive_avg_pool2d_backward, aten._adaptive_avg_pool3d_backward, category=Category.REDUCTION)
 def adaptive_avg_pool_backward(call: Call) -> OpCost:
     """Adaptive average pool backward (grad_output, self): grad elements x window elements."""
     grad, x = call.args[0], call.args[1]
@@ -68,8 +72,9 @@ for _dims, _fwd, _bwd in (
 # avg_pool backward(grad_output, self, kernel_size, ...): each grad element spreads over its window
 register_op_cost(aten.avg_pool2d_backward, category=Category.REDUCTION)(_pool(2, 2, on_grad=True))
 register_op_cost(aten.avg_pool3d_backward, category=Category.REDUCTION)(_pool(3, 2, on_grad=True))
-register_op_cost(aten.adaptive_max_pool2d_backward, aten.adaptive_max_pool3d_backward,
-                 category=Category.REDUCTION)(_scatter_back)
+register_op_cost(aten.adaptive_max_pool2d_backward, aten.adaptive_max_pool3d_backward, category=Category.REDUCTION)(
+    _scatter_back
+)
 
 #: Input taps blended per output element by each interpolation mode.
 INTERPOLATION_TAPS = {"linear1d": 2, "bilinear2d": 4, "bicubic2d": 16, "trilinear3d": 8}
@@ -95,6 +100,9 @@ for _mode, _taps in INTERPOLATION_TAPS.items():
 
 # Nearest-neighbour backward sums the grad of each replicated output back into its source.
 register_op_cost(
-    aten.upsample_nearest1d_backward, aten.upsample_nearest2d_backward, aten.upsample_nearest3d_backward,
-    aten._upsample_nearest_exact2d_backward, category=Category.DATA_MOVEMENT,
+    aten.upsample_nearest1d_backward,
+    aten.upsample_nearest2d_backward,
+    aten.upsample_nearest3d_backward,
+    aten._upsample_nearest_exact2d_backward,
+    category=Category.DATA_MOVEMENT,
 )(_scatter_back)

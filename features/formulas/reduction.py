@@ -13,8 +13,26 @@ from flopcast.features.registry import Call, register_op_cost
 #: square and add; logsumexp: exp and add.
 REDUCTION_FLOPS: dict[str, int] = {
     **dict.fromkeys(
-        ["sum", "nansum", "mean", "nanmean", "prod", "amax", "amin", "max", "min", "argmax", "argmin",
-         "any", "all", "cumsum", "cumprod", "count_nonzero", "aminmax", "logcumsumexp"],
+        [
+            "sum",
+            "nansum",
+            "mean",
+            "nanmean",
+            "prod",
+            "amax",
+            "amin",
+            "max",
+            "min",
+            "argmax",
+            "argmin",
+            "any",
+            "all",
+            "cumsum",
+            "cumprod",
+            "count_nonzero",
+            "aminmax",
+            "logcumsumexp",
+        ],
         1,
     ),
     **dict.fromkeys(["var", "std", "var_mean", "std_mean"], 3),

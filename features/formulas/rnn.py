@@ -103,9 +103,7 @@ def _cell(mode: int, state_index: int, bias_index: int | None, factor: int) -> F
 # _thnn_fused_lstm_cell(input_gates, hidden_gates, cx, input_bias, hidden_bias)
 register_op_cost(aten._thnn_fused_lstm_cell, category=Category.RNN)(_cell(LSTM, 2, 3, 1))
 # _thnn_fused_lstm_cell_backward_impl(grad_hy, grad_cy, cx, cy, workspace, has_bias)
-register_op_cost(aten._thnn_fused_lstm_cell_backward_impl, category=Category.RNN)(
-    _cell(LSTM, 2, 5, BACKWARD_FACTOR)
-)
+register_op_cost(aten._thnn_fused_lstm_cell_backward_impl, category=Category.RNN)(_cell(LSTM, 2, 5, BACKWARD_FACTOR))
 # _thnn_fused_gru_cell(input_gates, hidden_gates, hx, input_bias, hidden_bias)
 register_op_cost(aten._thnn_fused_gru_cell, category=Category.RNN)(_cell(GRU, 2, 3, 1))
 # _thnn_fused_gru_cell_backward(grad_hy, workspace, has_bias)

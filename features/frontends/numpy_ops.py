@@ -456,7 +456,7 @@ def _fft_handler(name: str) -> Callable[..., Any]:
             shape[x] = length
         if kind == "r2c":
             shape[ax[-1]] = full[-1] // 2 + 1
-        out = tracer.new(tuple(shape), func(np.ones(4, dtype=a.dtype)).dtype)
+        out = tracer.new(tuple(shape), func(np.ones((4,) * (naxes or 1), dtype=a.dtype)).dtype)
         real_shape = shape if kind != "r2c" else [*a.shape[: ax[-1]], full[-1], *a.shape[ax[-1] + 1:]]
         kwargs = {"lengths": full, "full_numel": int(np.prod(real_shape if kind != "c2c" else shape)),
                   "real": kind != "c2c"}

@@ -6,6 +6,7 @@ import json
 import sys
 import types
 from importlib import resources
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
@@ -45,7 +46,7 @@ def fake_pynvml(trace: dict, clock: FakeClock) -> types.ModuleType:
     class NVMLError(Exception):
         pass
 
-    class NVMLError_NotSupported(NVMLError):  # noqa: N801 (pynvml's spelling)
+    class NVMLError_NotSupported(NVMLError):
         pass
 
     nvml.NVMLError, nvml.NVMLError_NotSupported = NVMLError, NVMLError_NotSupported
@@ -57,7 +58,8 @@ def fake_pynvml(trace: dict, clock: FakeClock) -> types.ModuleType:
     def energy_mj(handle):
         if clock.t >= nvml.fail_from_s:
             raise NVMLError_NotSupported("Not Supported")
-        return max((s for s in trace["samples"] if s[0] <= clock.t), key=lambda s: s[0])[1]
+        seen = [s for s in trace["samples"] if s[0] <= clock.t] or trace["samples"][:1]
+        return seen[-1][1]
 
     nvml.nvmlDeviceGetTotalEnergyConsumption = energy_mj
     nvml.nvmlDeviceGetCurrentClocksThrottleReasons = lambda handle: nvml.throttle_mask
@@ -93,14 +95,15 @@ def test_wrapping_counter():
     assert counter.wraps == 1
 
 
-def test_nvml_replay_is_monotonic_and_integrates(nvml_with, clock):
-    nvml_with("nvml_h100_load.json")
-    samples = load_trace("nvml_h100_load.json")["samples"]
+@pytest.mark.parametrize("trace", ["nvml_h100_load.json", "nvml_h200_recorded.json"])
+def test_nvml_replay_is_monotonic_and_integrates(nvml_with, clock, trace):
+    nvml_with(trace)
+    samples = load_trace(trace)["samples"]
     meter = NvmlEnergyMeter(0)
     assert meter.available and meter.source == "nvml" and meter.reason == ""
     readings = replay(meter, clock, samples[-1][0] + 0.2)
     assert readings[0] == 0.0
-    assert all(b >= a for a, b in zip(readings, readings[1:]))
+    assert all(b >= a for a, b in pairwise(readings))
     assert readings[-1] == pytest.approx((samples[-1][1] - samples[0][1]) / 1000)
 
 
@@ -108,10 +111,10 @@ def test_nvml_counter_wrap(nvml_with, clock):
     nvml_with("nvml_wrap.json")
     trace = load_trace("nvml_wrap.json")
     samples = trace["samples"]
-    assert any(b[1] < a[1] for a, b in zip(samples, samples[1:])), "trace must contain a wrap"
+    assert any(b[1] < a[1] for a, b in pairwise(samples)), "trace must contain a wrap"
     meter = NvmlEnergyMeter(0)
     readings = replay(meter, clock, samples[-1][0] + 0.1)
-    assert all(b >= a for a, b in zip(readings, readings[1:]))
+    assert all(b >= a for a, b in pairwise(readings))
     expected_mj = (samples[-1][1] - samples[0][1]) % trace["counter_range_mj"]
     assert readings[-1] == pytest.approx(expected_mj / 1000)
     assert 250 < readings[-1] < 350  # ~100 W for ~3 s
@@ -174,6 +177,21 @@ def test_long_nvml_window_gives_realistic_power(nvml_with, clock):
     assert 250 < m.avg_power_w < 330  # the trace's ~300 W phase
     assert m.energy_j == pytest.approx(m.avg_power_w * m.window_s / 10)
     assert m.energy_source == "nvml" and m.energy_window_s == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize(
+    ("start_s", "length_s", "low_w", "high_w"),
+    [(0.1, 0.8, 75, 85), (1.9, 1.5, 550, 850), (3.7, 0.8, 115, 135)],  # idle, bf16 matmuls, warm idle
+)
+def test_recorded_h200_trace_phases(nvml_with, clock, start_s, length_s, low_w, high_w):
+    nvml_with("nvml_h200_recorded.json")
+    monitor = Monitor("cpu", NvmlEnergyMeter(0), clock)
+    clock.advance(start_s)
+    monitor.begin_window("phase")
+    clock.advance(length_s)
+    m = monitor.end_window("phase")
+    assert m.trusted, m.reason
+    assert low_w < m.avg_power_w < high_w
 
 
 def test_measure_with_replayed_nvml(nvml_with, clock):

@@ -73,7 +73,6 @@ def trace(build: Callable[[], torch.nn.Module], inputs: Callable[[], tuple], ste
     return rec.ops
 
 
-
 def matmul_macs_total(ops) -> int:
     """2 x MACs of the ops ``FlopCounterMode`` covers (it counts matmul/conv/attention products only)."""
     from torch.utils.flop_counter import flop_registry

@@ -9,10 +9,18 @@ from torch.utils.flop_counter import sdpa_backward_flop_count, sdpa_flop_count
 from flopcast.features.formulas.attention import SCORE_FLOPS_BACKWARD, SCORE_FLOPS_FORWARD
 
 aten = torch.ops.aten
-FWD = [aten._scaled_dot_product_flash_attention_for_cpu, aten._scaled_dot_product_flash_attention,
-       aten._scaled_dot_product_efficient_attention, aten._scaled_dot_product_cudnn_attention]
-BWD = [aten._scaled_dot_product_flash_attention_for_cpu_backward, aten._scaled_dot_product_flash_attention_backward,
-       aten._scaled_dot_product_efficient_attention_backward, aten._scaled_dot_product_cudnn_attention_backward]
+FWD = [
+    aten._scaled_dot_product_flash_attention_for_cpu,
+    aten._scaled_dot_product_flash_attention,
+    aten._scaled_dot_product_efficient_attention,
+    aten._scaled_dot_product_cudnn_attention,
+]
+BWD = [
+    aten._scaled_dot_product_flash_attention_for_cpu_backward,
+    aten._scaled_dot_product_flash_attention_backward,
+    aten._scaled_dot_product_efficient_attention_backward,
+    aten._scaled_dot_product_cudnn_attention_backward,
+]
 B, H, L, S, D = 2, 4, 128, 96, 64
 
 

@@ -20,10 +20,13 @@ def test_embedding_forward_backward():
     assert bwd.bytes_written == 1000 * 64 * 4  # the dense weight gradient
 
 
-@pytest.mark.parametrize(("mode", "fwd_flops", "bwd_flops"), [
-    ("sum", 4 * 8 * 64, 4 * 8 * 64),
-    ("mean", 4 * 8 * 64 + 4 * 64, 2 * 4 * 8 * 64),  # + one divide per output / per gathered element
-])
+@pytest.mark.parametrize(
+    ("mode", "fwd_flops", "bwd_flops"),
+    [
+        ("sum", 4 * 8 * 64, 4 * 8 * 64),
+        ("mean", 4 * 8 * 64 + 4 * 64, 2 * 4 * 8 * 64),  # + one divide per output / per gathered element
+    ],
+)
 def test_embedding_bag(mode, fwd_flops, bwd_flops):
     ops = trace(lambda: torch.nn.EmbeddingBag(V, D, mode=mode), lambda: (torch.randint(0, V, (4, 8)),))
     (fwd,) = [r for r in ops if r.op is aten._embedding_bag.default]

@@ -8,11 +8,14 @@ aten = torch.ops.aten
 N = 8 * 16 * 10 * 10  # elements of a (8, 16, 10, 10) activation
 
 
-@pytest.mark.parametrize(("build", "fwd_op", "bwd_op"), [
-    (lambda: torch.nn.LayerNorm(10), aten.native_layer_norm.default, aten.native_layer_norm_backward.default),
-    (lambda: torch.nn.BatchNorm2d(16), aten.native_batch_norm.default, aten.native_batch_norm_backward.default),
-    (lambda: torch.nn.GroupNorm(4, 16), aten.native_group_norm.default, aten.native_group_norm_backward.default),
-])
+@pytest.mark.parametrize(
+    ("build", "fwd_op", "bwd_op"),
+    [
+        (lambda: torch.nn.LayerNorm(10), aten.native_layer_norm.default, aten.native_layer_norm_backward.default),
+        (lambda: torch.nn.BatchNorm2d(16), aten.native_batch_norm.default, aten.native_batch_norm_backward.default),
+        (lambda: torch.nn.GroupNorm(4, 16), aten.native_group_norm.default, aten.native_group_norm_backward.default),
+    ],
+)
 def test_norm_forward_backward(build, fwd_op, bwd_op):
     ops = trace(build, lambda: (torch.empty(8, 16, 10, 10, requires_grad=True),))
     (fwd,) = [r.cost for r in ops if r.op is fwd_op]

@@ -39,8 +39,12 @@ def test_sgd_momentum_step(foreach):
     ops = run_step(torch.optim.SGD, steps=2, lr=0.1, momentum=0.9, foreach=foreach)
     # step 1: buf = clone(g) (0 FLOPs), p += -lr * buf; step 2: buf *= mu, buf += g, p += -lr * buf
     assert [r.cost.flops for r in ops] == [P, P, P, P]
-    assert [(r.cost.bytes_read, r.cost.bytes_written) for r in ops] == [(2 * BYTES, BYTES), (BYTES, BYTES),
-                                                                       (2 * BYTES, BYTES), (2 * BYTES, BYTES)]
+    assert [(r.cost.bytes_read, r.cost.bytes_written) for r in ops] == [
+        (2 * BYTES, BYTES),
+        (BYTES, BYTES),
+        (2 * BYTES, BYTES),
+        (2 * BYTES, BYTES),
+    ]
 
 
 def test_foreach_sums_over_list():
@@ -52,11 +56,14 @@ def test_foreach_sums_over_list():
     assert (c.flops, c.bytes_read) == (205, None)
 
 
-@pytest.mark.parametrize(("op", "kwargs", "per"), [
-    (aten._fused_adamw_, {"weight_decay": 0.01, "amsgrad": False}, 13 + 1),
-    (aten._fused_adam_, {"weight_decay": 0.01, "amsgrad": True}, 13 + 2 + 1),
-    (aten._fused_adam_, {"weight_decay": 0.0, "amsgrad": False}, 13),
-])
+@pytest.mark.parametrize(
+    ("op", "kwargs", "per"),
+    [
+        (aten._fused_adamw_, {"weight_decay": 0.01, "amsgrad": False}, 13 + 1),
+        (aten._fused_adam_, {"weight_decay": 0.01, "amsgrad": True}, 13 + 2 + 1),
+        (aten._fused_adam_, {"weight_decay": 0.0, "amsgrad": False}, 13),
+    ],
+)
 def test_fused_adam(op, kwargs, per):
     p = [tm(20, 10)]
     c = cost(op, p, p, p, p, [], [tm()], lr=1e-3, beta1=0.9, beta2=0.999, eps=1e-8, maximize=False, **kwargs)
@@ -64,11 +71,14 @@ def test_fused_adam(op, kwargs, per):
     assert (c.bytes_read, c.bytes_written) == (4 * BYTES + 4, 3 * BYTES)  # steps: one float32 scalar
 
 
-@pytest.mark.parametrize(("kwargs", "per"), [
-    ({"momentum": 0.0, "weight_decay": 0.0, "nesterov": False}, 2),
-    ({"momentum": 0.9, "weight_decay": 0.0, "nesterov": False}, 2 + 3),
-    ({"momentum": 0.9, "weight_decay": 0.1, "nesterov": True}, 2 + 3 + 2 + 2),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "per"),
+    [
+        ({"momentum": 0.0, "weight_decay": 0.0, "nesterov": False}, 2),
+        ({"momentum": 0.9, "weight_decay": 0.0, "nesterov": False}, 2 + 3),
+        ({"momentum": 0.9, "weight_decay": 0.1, "nesterov": True}, 2 + 3 + 2 + 2),
+    ],
+)
 def test_fused_sgd(kwargs, per):
     p = [tm(20, 10)]
     c = cost(aten._fused_sgd_, p, p, p, lr=0.1, dampening=0.0, maximize=False, is_first_step=False, **kwargs)

@@ -10,12 +10,29 @@ aten = torch.ops.aten
 X = tm(64, 128)
 
 
-@pytest.mark.parametrize(("op", "per"), [
-    (aten.add, 1), (aten.mul, 1), (aten.sub, 1), (aten.div, 1), (aten.relu, 1), (aten.threshold_backward, 1),
-    (aten.exp, TRANSCENDENTAL), (aten.tanh, 4), (aten.sigmoid, 4), (aten.gelu, 8), (aten.gelu_backward, 13),
-    (aten.silu, 5), (aten.silu_backward, 9), (aten.sigmoid_backward, 3), (aten.tanh_backward, 3),
-    (aten.native_dropout, 3), (aten.addcmul, 3), (aten.lerp, 3),
-])
+@pytest.mark.parametrize(
+    ("op", "per"),
+    [
+        (aten.add, 1),
+        (aten.mul, 1),
+        (aten.sub, 1),
+        (aten.div, 1),
+        (aten.relu, 1),
+        (aten.threshold_backward, 1),
+        (aten.exp, TRANSCENDENTAL),
+        (aten.tanh, 4),
+        (aten.sigmoid, 4),
+        (aten.gelu, 8),
+        (aten.gelu_backward, 13),
+        (aten.silu, 5),
+        (aten.silu_backward, 9),
+        (aten.sigmoid_backward, 3),
+        (aten.tanh_backward, 3),
+        (aten.native_dropout, 3),
+        (aten.addcmul, 3),
+        (aten.lerp, 3),
+    ],
+)
 def test_out_of_place(op, per):
     c = cost(op, X, X, outputs=(X,))
     assert c.flops == per * 64 * 128
@@ -23,13 +40,16 @@ def test_out_of_place(op, per):
     assert POINTWISE_FLOPS[str(op).split(".")[-1]] == per
 
 
-@pytest.mark.parametrize(("op", "args", "flops", "read"), [
-    (aten.add_, (X, X), 64 * 128, 2 * 64 * 128 * 4),  # reads self and other
-    (aten.mul_, (X, 0.9), 64 * 128, 64 * 128 * 4),
-    (aten.addcdiv_, (X, X, X), 3 * 64 * 128, 3 * 64 * 128 * 4),
-    (aten.sigmoid_, (X,), 4 * 64 * 128, 64 * 128 * 4),
-    (aten.bernoulli_, (X, 0.9), 2 * 64 * 128, 0),  # overwrites self without reading it
-])
+@pytest.mark.parametrize(
+    ("op", "args", "flops", "read"),
+    [
+        (aten.add_, (X, X), 64 * 128, 2 * 64 * 128 * 4),  # reads self and other
+        (aten.mul_, (X, 0.9), 64 * 128, 64 * 128 * 4),
+        (aten.addcdiv_, (X, X, X), 3 * 64 * 128, 3 * 64 * 128 * 4),
+        (aten.sigmoid_, (X,), 4 * 64 * 128, 64 * 128 * 4),
+        (aten.bernoulli_, (X, 0.9), 2 * 64 * 128, 0),  # overwrites self without reading it
+    ],
+)
 def test_in_place(op, args, flops, read):
     c = cost(op, *args, outputs=(X,))
     assert (c.flops, c.bytes_read, c.bytes_written) == (flops, read, 64 * 128 * 4)
