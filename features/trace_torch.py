@@ -17,7 +17,7 @@ from torch._subclasses.fake_tensor import (
     FakeTensorMode,
 )
 from torch.utils._python_dispatch import TorchDispatchMode
-from torch.utils._pytree import tree_flatten, tree_map
+from torch.utils._pytree import tree_map
 
 import flopcast.features.formulas  # noqa: F401  (fills the registry)
 from flopcast.features.errors import DataDependentError, TooLargeError
@@ -29,7 +29,8 @@ from flopcast.features.registry import Call, lookup, op_name
 aten = torch.ops.aten
 MAX_TENSOR_BYTES = 10**15  # 1 PB: beyond this a shape is a mistake, not a model
 _SCALAR_READS = {aten._local_scalar_dense.default, aten.is_nonzero.default, aten.equal.default}
-_SKIPPED_NAMESPACES = {"profiler"}  # record_function markers: not tensor operations
+# record_function markers and metadata queries (``x.device``): not tensor operations
+_SKIPPED_NAMESPACES = {"profiler", "prim"}
 _ATTR_CATEGORIES = {Category.CONV, Category.ATTENTION}
 _DATA_DEPENDENT = (DynamicOutputShapeException, DataDependentOutputException)
 try:  # torch >= 2.1
@@ -63,6 +64,19 @@ def footprint_bytes(t: torch.Tensor) -> int:
         return 0
     span = 1 + sum((s - 1) * abs(st) for s, st in zip(t.shape, t.stride(), strict=True))
     return min(span, t.numel()) * t.element_size()
+
+
+def _tensors(obj: Any, found: list[torch.Tensor]) -> list[torch.Tensor]:
+    """Tensors in ``obj`` (aten arguments and results: tensors, lists/tuples of them, dicts), in order."""
+    if isinstance(obj, torch.Tensor):
+        found.append(obj)
+    elif isinstance(obj, (list, tuple)):
+        for x in obj:
+            _tensors(x, found)
+    elif isinstance(obj, dict):
+        for x in obj.values():
+            _tensors(x, found)
+    return found
 
 
 def _meta(x: Any) -> Any:
@@ -125,8 +139,8 @@ class OpRecorder(TorchDispatchMode):
         return out
 
     def _record(self, func, args, kwargs, out) -> None:
-        in_tensors = [a for a in tree_flatten((args, kwargs))[0] if isinstance(a, torch.Tensor)]
-        out_tensors = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
+        in_tensors = _tensors(kwargs, _tensors(args, []))
+        out_tensors = _tensors(out, [])
         outputs = tuple(TensorMeta.of(o) for o in out_tensors)
         for m in outputs:
             if m.nbytes > MAX_TENSOR_BYTES:

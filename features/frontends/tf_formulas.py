@@ -1,4 +1,4 @@
-"""Cost formulas of TensorFlow fused optimizer kernels that have no ATen counterpart.
+"""Cost formulas of TensorFlow kernels that have no ATen counterpart (fused optimizers, a few gradients).
 
 Counted per parameter element from the update rule (FLOPs of the arithmetic, reads and writes of
 the variable, gradient and slot tensors). Keras 3 optimizers do not use these kernels (they emit
@@ -34,3 +34,15 @@ def apply_sgd_cost(call: Call) -> OpCost:
 def apply_momentum_cost(call: Call) -> OpCost:
     """Momentum: accum = momentum * accum + grad (2), var -= lr * accum (2): 4 FLOPs per element, 1 slot."""
     return _update(call, 4, 1)
+
+
+@register_op_cost("tf.RsqrtGrad", category=Category.ELEMENTWISE)
+def rsqrt_grad_cost(call: Call) -> OpCost:
+    """Gradient of rsqrt, ``-0.5 * g * y^3``: 4 FLOPs per element."""
+    return OpCost(flops=4 * call.outputs[0].numel)
+
+
+@register_op_cost("tf.SqrtGrad", category=Category.ELEMENTWISE)
+def sqrt_grad_cost(call: Call) -> OpCost:
+    """Gradient of sqrt, ``0.5 * g / y``: 2 FLOPs per element."""
+    return OpCost(flops=2 * call.outputs[0].numel)

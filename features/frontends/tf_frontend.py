@@ -163,13 +163,16 @@ def concrete_graph(tf: Any, keras: Any, model: Any, specs: Sequence[Any], config
                             f"{first}") from exc
 
 
-def _tensor_meta(t: Any, op: Any) -> C.TensorMeta | None:
+def _tensor_meta(t: Any, op: Any, strict: bool = True) -> C.TensorMeta | None:
+    """Meta of a graph tensor; ``None`` for handles and, unless ``strict``, for unknown shapes."""
     if t.dtype.name in ("resource", "variant"):
         return None
     if t.dtype.is_integer or t.dtype.is_bool:  # host-side shape arithmetic: tiny, may be dynamic
         dims = t.shape.as_list() if t.shape.rank is not None else []
         return C.meta([d or 0 for d in dims], t.dtype.name)
     if t.shape.rank is None or None in t.shape.as_list():
+        if not strict:  # auxiliary outputs such as FusedBatchNormV3's reserve space
+            return None
         raise FrontendError(f"TF shape inference left {t.name} of op {op.name!r} ({op.type}) with shape "
                             f"{t.shape}: give concrete --input shapes")
     return C.meta(t.shape.as_list(), t.dtype.name)
@@ -212,7 +215,7 @@ def record_graph(graph: Any, rec: Recorder, layer_names: set[str]) -> None:
     """Cost every live op of a TF graph into ``rec``."""
     for op in live_ops(graph):
         ins = [m for m in (_tensor_meta(t, op) for t in op.inputs) if m is not None]
-        outs = [m for m in (_tensor_meta(t, op) for t in op.outputs) if m is not None]
+        outs = [m for m in (_tensor_meta(t, op, strict=i == 0) for i, t in enumerate(op.outputs)) if m is not None]
         view = TfOp(op.type, ins, outs, _attr_getter(op))
         if op.type in BUILDERS:
             calls = BUILDERS[op.type](view)

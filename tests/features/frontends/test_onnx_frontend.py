@@ -9,9 +9,8 @@ from tests.features.frontends.helpers import close, run, torch_matmul_flops
 from tests.features.frontends.models import sizes as Z
 
 onnx = pytest.importorskip("onnx")
-from onnx import TensorProto, helper, numpy_helper  # noqa: E402
-
 import numpy as np  # noqa: E402
+from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
 
 def _init(name, *shape):

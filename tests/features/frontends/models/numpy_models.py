@@ -26,7 +26,7 @@ def mlp(x):
 
 def conv3x3(x, w, b):
     """'Same' 3x3 conv as one im2col contraction: stacked shifted windows, then an einsum."""
-    n, c, hh, ww = x.shape
+    _n, c, hh, ww = x.shape
     xp = np.pad(x, ((0, 0), (0, 0), (1, 1), (1, 1)))
     patches = np.stack([xp[:, :, i:i + hh, j:j + ww] for i in range(3) for j in range(3)], axis=2)
     return np.einsum("nckhw,ock->nohw", patches, w.reshape(w.shape[0], c, 9)) + b[:, None, None]

@@ -1,0 +1,118 @@
+"""The op table of a zoo step, analysed once and cached (memory and disk): the step model trains on thousands.
+
+``analyze`` is deterministic for a config, so its op table is keyed by the config, the zoo model's
+source, and the flopcast and torch versions. The disk cache lives in ``$FLOPCAST_CACHE_DIR`` (default
+``~/.cache/flopcast``); a corrupt entry is recomputed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import inspect
+import json
+import logging
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from flopcast.features.analysis import Analysis
+from flopcast.features.table import ops_table
+from flopcast.features.trace_model import flopcast_version
+
+log = logging.getLogger(__name__)
+
+KEPT_COLUMNS = ("op", "category", "phase", "dtype", "input_shapes", "output_shapes", "flops", "bytes_read",
+                "bytes_written", "outcome")
+"""Op-table columns the predictor reads (the rest is not cached)."""
+
+
+@dataclass(frozen=True)
+class StepAnalysis:
+    """What the predictor needs of one analysed step.
+
+    Attributes:
+        ops: op table (columns :data:`KEPT_COLUMNS`).
+        peak_memory_bytes: the analysis' peak-memory estimate, bytes.
+        params: parameters.
+    """
+
+    ops: pd.DataFrame
+    peak_memory_bytes: int
+    params: int
+
+    @classmethod
+    def of(cls, analysis: Analysis) -> StepAnalysis:
+        """From a full analysis."""
+        table = ops_table(analysis.ops)
+        return cls(table[list(KEPT_COLUMNS)], analysis.peak_memory_bytes, analysis.params)
+
+
+def cache_dir() -> Path:
+    """The disk cache folder (``$FLOPCAST_CACHE_DIR`` or ``~/.cache/flopcast``) for analyses."""
+    root = os.environ.get("FLOPCAST_CACHE_DIR") or Path.home() / ".cache" / "flopcast"
+    return Path(root) / "analyses"
+
+
+def _source_digest(model: str) -> str:
+    from flopcast.calibration.zoo import get
+
+    try:
+        source = inspect.getsource(inspect.getmodule(get(model).build))
+    except (OSError, TypeError):
+        source = ""
+    return hashlib.sha256(source.encode()).hexdigest()[:12]
+
+
+def cache_key(model: str, batch_size: int, mode: str, precision: str, optimizer: str, device: str) -> str:
+    """Key of a zoo step analysis: config, zoo source digest, flopcast and torch versions."""
+    parts = {"model": model, "batch_size": int(batch_size), "mode": mode, "precision": precision,
+             "optimizer": optimizer, "device": device, "source": _source_digest(model),
+             "flopcast": flopcast_version(), "torch": torch.__version__}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
+
+
+@lru_cache(maxsize=512)
+def zoo_step(model: str, batch_size: int, mode: str, precision: str, optimizer: str, device: str) -> StepAnalysis:
+    """The analysis of a zoo step, from the cache or freshly traced.
+
+    Args:
+        model: zoo model name.
+        batch_size: value of ``B``.
+        mode: train or infer.
+        precision: fp32, tf32, bf16 or fp16.
+        optimizer: adamw, adam, sgd or none.
+        device: ``cuda`` or ``cpu`` (the analysis' device kind).
+    """
+    key = cache_key(model, batch_size, mode, precision, optimizer, device)
+    folder = cache_dir()
+    table, meta = folder / f"{key}.parquet", folder / f"{key}.json"
+    if table.is_file() and meta.is_file():
+        try:
+            info = json.loads(meta.read_text())
+            return StepAnalysis(pd.read_parquet(table), int(info["peak_memory_bytes"]), int(info["params"]))
+        except (OSError, ValueError, KeyError) as e:
+            log.warning("recomputing cached analysis %s: %s", key, e)
+    step = _analyse(model, batch_size, mode, precision, optimizer, device)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = table.with_suffix(f".tmp-{os.getpid()}")
+        step.ops.to_parquet(tmp, index=False)
+        os.replace(tmp, table)
+        meta.write_text(json.dumps({"peak_memory_bytes": step.peak_memory_bytes, "params": step.params}))
+    except OSError as e:  # a read-only home only costs speed
+        log.warning("could not cache analysis %s: %s", key, e)
+    return step
+
+
+def _analyse(model: str, batch_size: int, mode: str, precision: str, optimizer: str, device: str) -> StepAnalysis:
+    from flopcast.calibration.zoo import get
+    from flopcast.features.api import analyze
+
+    zm = get(model)
+    analysis = analyze(zm.build, zm.inputs, batch_size=batch_size, mode=mode, precision=precision, device=device,
+                       optimizer=optimizer, target=f"zoo:{model}")
+    return StepAnalysis.of(analysis)

@@ -1,0 +1,222 @@
+"""Op features for the cost model: work, shapes and parallelism of an op plus its hardware, in log space.
+
+Input is an op table (``OP_COLUMNS``: an ``analyze`` op table or microbenchmark rows) and one hardware
+descriptor. The roofline time uses the descriptor's *spec* values, known for every device, calibrated or
+not; measured ceilings enter as efficiency features (measured / spec), imputed for uncalibrated devices.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from flopcast.calibration.descriptor import DTYPE_KEYS, HardwareDescriptor
+
+TF32_CATEGORIES = ("matmul", "conv", "attention", "rnn")
+"""Categories whose fp32 ops run on TF32 tensor cores when the precision is ``tf32`` (GPU only)."""
+
+TILE_ELEMENTS = {"matmul": 128 * 128, "conv": 128 * 128, "attention": 128 * 64, "rnn": 128 * 128}
+"""Output elements one thread block (GPU) or task (CPU) computes, by category; others use :data:`DEFAULT_TILE`."""
+DEFAULT_TILE = 256 * 4
+
+PRIOR_LAUNCH_OVERHEAD_S = {"gpu": 5e-6, "cpu": 2e-6, "other": 5e-6}
+"""Launch/dispatch overhead of a device that was never measured, s."""
+
+CATEGORICAL = ("op", "category", "phase", "dtype")
+NUMERIC = (
+    "log_flops", "log_bytes", "log_ai", "log_out_numel", "log_max_dim", "log_min_dim", "log_red", "n_inputs",
+    "out_rank", "itemsize", "log_tiles", "log_waves", "wave_eff",
+    "hw_gpu", "hw_log_peak", "hw_log_bw", "hw_log_cu", "hw_log_clock", "hw_log_mem", "hw_log_launch",
+    "hw_log_ridge", "hw_log_bw_per_cu", "hw_peak_eff", "hw_bw_eff",
+    "log_t_compute", "log_t_memory", "log_t_roof", "bound_margin", "log_roof_over_launch",
+)  # fmt: skip
+FEATURES = (*NUMERIC, *CATEGORICAL)
+"""Feature columns, in model order."""
+
+EXTRAPOLATION_FEATURES = ("log_flops", "log_bytes", "hw_log_peak", "hw_log_bw")
+"""Features whose training range is recorded: a prediction outside it is flagged ``extrapolated``."""
+
+_EPS = 1e-30
+
+
+@dataclass(frozen=True)
+class HardwareView:
+    """The numbers of one descriptor that features need, with priors filled in.
+
+    Attributes:
+        descriptor: the source descriptor.
+        launch_overhead_s: fitted or measured launch overhead, or the kind's prior, s.
+        peak_eff: measured / spec peak per dtype key (NaN where not measured).
+        bw_eff: measured / spec bandwidth (NaN where not measured).
+    """
+
+    descriptor: HardwareDescriptor
+    launch_overhead_s: float
+    peak_eff: dict[str, float]
+    bw_eff: float
+
+    @classmethod
+    def of(cls, d: HardwareDescriptor, launch_overhead_s: float | None = None,
+           imputed_eff: Mapping[str, float] | None = None) -> HardwareView:
+        """View of ``d``; ``launch_overhead_s`` overrides the descriptor's, ``imputed_eff`` fills missing efficiencies.
+
+        Args:
+            d: the descriptor.
+            launch_overhead_s: a fitted overhead for this device, s (``None``: measured, else prior).
+            imputed_eff: ``peak`` and ``bw`` efficiencies to use where ``d`` has no measurement.
+        """
+        imputed = dict(imputed_eff or {})
+        overhead = launch_overhead_s or d.launch_overhead_s or PRIOR_LAUNCH_OVERHEAD_S.get(d.kind, 5e-6)
+        peak_eff = {k: v / d.peak_flops_per_s[k] for k, v in d.measured_peak_flops_per_s.items()
+                    if v and d.peak_flops_per_s.get(k)}
+        fallback = peak_eff.get("fp32", imputed.get("peak", math.nan))
+        peak_eff = {k: peak_eff.get(k, fallback) for k in {*d.peak_flops_per_s, *peak_eff, "fp32"}}
+        bw = d.measured_bandwidth_bytes_per_s
+        bw_eff = bw / d.memory_bandwidth_bytes_per_s if bw and d.memory_bandwidth_bytes_per_s else math.nan
+        if math.isnan(bw_eff):
+            bw_eff = imputed.get("bw", math.nan)
+        return cls(d, float(overhead), peak_eff, float(bw_eff))
+
+
+def peak_key(dtype: str, category: str, precision: str, kind: str) -> str:
+    """Descriptor dtype key whose peak bounds an op: fp32 matmul-like ops use ``tf32`` under tf32 on a GPU."""
+    key = DTYPE_KEYS.get(dtype, dtype)
+    if key == "fp32" and precision == "tf32" and kind == "gpu" and category in TF32_CATEGORIES:
+        return "tf32"
+    return key
+
+
+def _shape_stats(shapes_json: pd.Series) -> pd.DataFrame:
+    """Largest and smallest dims of the first input, output numel and rank, input count: one row per op."""
+    cache: dict[str, tuple[float, ...]] = {}
+    rows = []
+    for text in shapes_json:
+        if text not in cache:
+            cache[text] = _stats_of(text)
+        rows.append(cache[text])
+    return pd.DataFrame(rows, columns=["max_dim", "min_dim", "n_inputs"], index=shapes_json.index)
+
+
+def _stats_of(text: str) -> tuple[float, ...]:
+    try:
+        shapes = json.loads(text) if text else []
+    except (TypeError, json.JSONDecodeError):
+        shapes = []
+    first = next((s for s in shapes if s), [])
+    dims = [d for s in shapes for d in s] or [1]
+    last2 = first[-2:] or [1]
+    return float(max(dims)), float(min(last2)), float(len(shapes))
+
+
+def _out_stats(shapes_json: pd.Series) -> pd.DataFrame:
+    cache: dict[str, tuple[float, float]] = {}
+    rows = []
+    for text in shapes_json:
+        if text not in cache:
+            try:
+                shapes = json.loads(text) if text else []
+            except (TypeError, json.JSONDecodeError):
+                shapes = []
+            numel = sum(math.prod(s) for s in shapes) if shapes else 0
+            cache[text] = (float(numel), float(max((len(s) for s in shapes), default=0)))
+        rows.append(cache[text])
+    return pd.DataFrame(rows, columns=["out_numel", "out_rank"], index=shapes_json.index)
+
+
+def base_op_name(op: str) -> str:
+    """Op name without its overload: ``aten.mm.default`` -> ``aten.mm``."""
+    return ".".join(str(op).split(".")[:2])
+
+
+def roofline_time_s(flops: np.ndarray, nbytes: np.ndarray, peak: np.ndarray, bw: np.ndarray) -> np.ndarray:
+    """Roofline time of ops, s: ``max(flops / peak, bytes / bandwidth)``."""
+    return np.maximum(flops / np.maximum(peak, _EPS), nbytes / np.maximum(bw, _EPS))
+
+
+def featurize(ops: pd.DataFrame, hw: HardwareView, precision: str = "fp32") -> pd.DataFrame:
+    """Feature table of ops on one device, plus the helper columns ``roofline_s`` and ``peak_key``.
+
+    Args:
+        ops: op table with ``OP_COLUMNS`` (analysis ops or microbenchmark rows); its index is kept.
+        hw: the device.
+        precision: step precision (``tf32`` maps fp32 matmul-like ops to the TF32 peak on GPUs).
+
+    Returns:
+        One row per op: :data:`FEATURES` (categoricals as strings), ``roofline_s`` (s) and ``peak_key``.
+    """
+    d = hw.descriptor
+    flops = ops["flops"].astype("float64").fillna(0.0).to_numpy()
+    nbytes = (ops["bytes_read"].astype("float64").fillna(0.0) + ops["bytes_written"].astype("float64").fillna(0.0)
+              ).to_numpy()
+    category = ops["category"].astype(str)
+    dtype = ops["dtype"].astype(str)
+    keys = [peak_key(t, c, precision, d.kind) for t, c in zip(dtype, category, strict=True)]
+    peak_by_key = {k: d.peak_for(k) for k in set(keys)}
+    peak = np.array([peak_by_key[k] for k in keys])
+    bw = float(d.memory_bandwidth_bytes_per_s)
+    shapes = _shape_stats(ops["input_shapes"].astype(str))
+    out = _out_stats(ops["output_shapes"].astype(str))
+    tile = category.map(TILE_ELEMENTS).fillna(DEFAULT_TILE).to_numpy(dtype=float)
+    cu = max(float(d.compute_units or 1), 1.0)
+    tiles = np.maximum(np.ceil(out["out_numel"].to_numpy() / tile), 1.0)
+    waves = np.ceil(tiles / cu)
+    roof = roofline_time_s(flops, nbytes, peak, bw)
+    t_compute, t_memory = flops / np.maximum(peak, _EPS), nbytes / max(bw, _EPS)
+    f = pd.DataFrame(index=ops.index)
+    f["log_flops"] = np.log10(flops + 1)
+    f["log_bytes"] = np.log10(nbytes + 1)
+    f["log_ai"] = np.log10((flops + 1) / (nbytes + 1))
+    f["log_out_numel"] = np.log10(out["out_numel"].to_numpy() + 1)
+    f["log_max_dim"] = np.log10(shapes["max_dim"].to_numpy() + 1)
+    f["log_min_dim"] = np.log10(shapes["min_dim"].to_numpy() + 1)
+    f["log_red"] = np.log10((flops + 1) / (out["out_numel"].to_numpy() + 1))
+    f["n_inputs"] = shapes["n_inputs"].to_numpy()
+    f["out_rank"] = out["out_rank"].to_numpy()
+    f["itemsize"] = np.where(dtype.str.contains("16"), 2.0, np.where(dtype.str.contains("64"), 8.0, 4.0))
+    f["log_tiles"] = np.log10(tiles)
+    f["log_waves"] = np.log10(waves)
+    f["wave_eff"] = tiles / (waves * cu)
+    f["hw_gpu"] = float(d.kind == "gpu")
+    f["hw_log_peak"] = np.log10(np.maximum(peak, 1.0))
+    f["hw_log_bw"] = math.log10(max(bw, 1.0))
+    f["hw_log_cu"] = math.log10(cu)
+    f["hw_log_clock"] = math.log10(max(d.clock_hz or 1e9, 1.0))
+    f["hw_log_mem"] = math.log10(max(d.memory_bytes or 1.0, 1.0))
+    f["hw_log_launch"] = math.log10(hw.launch_overhead_s)
+    f["hw_log_ridge"] = np.log10(np.maximum(peak, 1.0) / max(bw, 1.0))
+    f["hw_log_bw_per_cu"] = math.log10(max(bw, 1.0) / cu)
+    f["hw_peak_eff"] = [hw.peak_eff.get(k, hw.peak_eff.get("fp32", math.nan)) for k in keys]
+    f["hw_bw_eff"] = hw.bw_eff
+    f["log_t_compute"] = np.log10(t_compute + _EPS)
+    f["log_t_memory"] = np.log10(t_memory + _EPS)
+    f["log_t_roof"] = np.log10(roof + _EPS)
+    f["bound_margin"] = f["log_t_compute"] - f["log_t_memory"]
+    f["log_roof_over_launch"] = np.log10((roof + _EPS) / hw.launch_overhead_s)
+    f["op"] = ops["op"].astype(str).map(base_op_name)
+    f["category"] = category.to_numpy()
+    f["phase"] = ops["phase"].astype(str).to_numpy()
+    f["dtype"] = np.array(keys)
+    f["roofline_s"] = roof
+    f["peak_key"] = keys
+    return f
+
+
+def is_free(ops: pd.DataFrame) -> np.ndarray:
+    """Ops that launch no kernel: no FLOPs and no bytes (views, metadata, device queries)."""
+    flops = ops["flops"].astype("float64").fillna(0.0).to_numpy()
+    nbytes = (ops["bytes_read"].astype("float64").fillna(0.0) + ops["bytes_written"].astype("float64").fillna(0.0)
+              ).to_numpy()
+    return (flops <= 0) & (nbytes <= 0)
+
+
+def encode(features: pd.DataFrame, vocab: Mapping[str, list[str]]) -> pd.DataFrame:
+    """The model matrix: :data:`FEATURES` in order, categoricals coded with a fixed vocabulary (unknown -> NaN)."""
+    x = features[list(NUMERIC)].astype("float64").copy()
+    for name in CATEGORICAL:
+        x[name] = pd.Categorical(features[name].astype(str), categories=list(vocab.get(name, [])))
+    return x

@@ -1,0 +1,238 @@
+"""Op-level cost models: time as a quantile XGBoost over log(time / roofline) and power as a share of TDP.
+
+Both follow scikit-learn conventions: ``__init__`` stores hyperparameters only, ``fit`` returns ``self``,
+learned state ends in ``_``, and predicting with an unfitted model raises :class:`NotFittedError`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import xgboost as xgb
+
+from flopcast.predictor.featurize import CATEGORICAL, EXTRAPOLATION_FEATURES, FEATURES, encode
+
+QUANTILES = (0.1, 0.5, 0.9)
+
+
+class NotFittedError(ValueError):
+    """A model was used before ``fit`` (or loading) gave it learned state."""
+
+
+def check_fitted(model: object, attribute: str) -> None:
+    """Raise :class:`NotFittedError` unless ``model`` has the learned ``attribute``."""
+    if getattr(model, attribute, None) is None:
+        raise NotFittedError(f"this {type(model).__name__} is not fitted yet: call fit() or load a saved model first")
+
+
+class _Booster:
+    """Shared state of the XGBoost estimators: hyperparameters, vocabularies and the booster."""
+
+    booster_: xgb.Booster | None = None
+    vocab_: dict[str, list[str]] | None = None
+
+    def __init__(self, n_estimators: int = 300, max_depth: int = 6, learning_rate: float = 0.05,
+                 min_child_weight: float = 2.0, subsample: float = 0.8, colsample_bytree: float = 0.8,
+                 n_jobs: int = 2, random_state: int = 0):
+        self.n_estimators = n_estimators
+        self.max_depth = max_depth
+        self.learning_rate = learning_rate
+        self.min_child_weight = min_child_weight
+        self.subsample = subsample
+        self.colsample_bytree = colsample_bytree
+        self.n_jobs = n_jobs
+        self.random_state = random_state
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters as given to ``__init__``."""
+        return {k: getattr(self, k) for k in ("n_estimators", "max_depth", "learning_rate", "min_child_weight",
+                                             "subsample", "colsample_bytree", "n_jobs", "random_state")}
+
+    def _params(self, **objective: Any) -> dict[str, Any]:
+        return {"tree_method": "hist", "max_depth": self.max_depth, "eta": self.learning_rate,
+                "min_child_weight": self.min_child_weight, "subsample": self.subsample,
+                "colsample_bytree": self.colsample_bytree, "nthread": self.n_jobs, "seed": self.random_state,
+                "max_cat_to_onehot": 1, **objective}
+
+    def _matrix(self, features: pd.DataFrame, label: np.ndarray | None = None,
+                weight: np.ndarray | None = None) -> xgb.DMatrix:
+        return xgb.DMatrix(encode(features, self.vocab_ or {}), label=label, weight=weight, enable_categorical=True,
+                           feature_names=list(FEATURES))
+
+    def _learn_vocab(self, features: pd.DataFrame) -> None:
+        self.vocab_ = {name: sorted(features[name].astype(str).unique().tolist()) for name in CATEGORICAL}
+
+
+class OpTimeModel(_Booster):
+    """Quantile model of an op's time relative to its roofline-plus-launch time.
+
+    The target is ``ln(time_s / (roofline_s + overhead_s))``; one booster predicts the 10/50/90 %
+    quantiles (``reg:quantileerror``), so ``predict`` gives ordered intervals in seconds.
+
+    Args:
+        n_estimators: boosting rounds.
+        max_depth: tree depth.
+        learning_rate: shrinkage.
+        min_child_weight: minimum hessian weight of a leaf.
+        subsample: row share per tree.
+        colsample_bytree: feature share per tree.
+        quantiles: quantile levels (three, increasing).
+        n_jobs: threads.
+        random_state: seed.
+    """
+
+    def __init__(self, n_estimators: int = 300, max_depth: int = 6, learning_rate: float = 0.05,
+                 min_child_weight: float = 2.0, subsample: float = 0.8, colsample_bytree: float = 0.8,
+                 quantiles: Sequence[float] = QUANTILES, n_jobs: int = 2, random_state: int = 0):
+        super().__init__(n_estimators, max_depth, learning_rate, min_child_weight, subsample, colsample_bytree,
+                         n_jobs, random_state)
+        self.quantiles = tuple(quantiles)
+
+    def get_params(self) -> dict[str, Any]:
+        """Hyperparameters as given to ``__init__``."""
+        return {**super().get_params(), "quantiles": list(self.quantiles)}
+
+    def fit(self, features: pd.DataFrame, time_s: np.ndarray, overhead_s: np.ndarray,
+            sample_weight: np.ndarray | None = None) -> OpTimeModel:
+        """Fit on measured ops.
+
+        Args:
+            features: :func:`~flopcast.predictor.featurize.featurize` rows (with ``roofline_s``).
+            time_s: measured time per op call, s (finite, > 0).
+            overhead_s: launch overhead of each row's device, s.
+            sample_weight: optional row weights (e.g. equalising hardware).
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: with no rows, or non-positive times.
+        """
+        time_s = np.asarray(time_s, float)
+        if len(time_s) == 0:
+            raise ValueError("no measured op rows to fit the op model on")
+        if not np.all(np.isfinite(time_s) & (time_s > 0)):
+            raise ValueError("op times must be finite and > 0 (filter untrusted rows first)")
+        y = np.log(time_s / self.base_time_s(features, overhead_s))
+        self._learn_vocab(features)
+        params = self._params(objective="reg:quantileerror", quantile_alpha=np.array(self.quantiles))
+        self.booster_ = xgb.train(params, self._matrix(features, y, sample_weight), num_boost_round=self.n_estimators)
+        self.fallback_log_ratio_ = float(np.median(y))
+        self.ranges_ = {k: [float(features[k].min()), float(features[k].max())] for k in EXTRAPOLATION_FEATURES}
+        pred = self.predict_log_ratio(features)[:, 1]
+        self.train_metrics_ = {"rows": len(y), "median_abs_pct_error": _median_ape(np.exp(pred - y))}
+        return self
+
+    @staticmethod
+    def base_time_s(features: pd.DataFrame, overhead_s: np.ndarray | float) -> np.ndarray:
+        """The normaliser of the target: roofline time plus launch overhead, s."""
+        return features["roofline_s"].to_numpy(float) + np.asarray(overhead_s, float)
+
+    def predict_log_ratio(self, features: pd.DataFrame) -> np.ndarray:
+        """Predicted ``ln(time / base time)`` quantiles, shape ``(n, 3)``, sorted along each row.
+
+        Raises:
+            NotFittedError: before ``fit``.
+        """
+        check_fitted(self, "booster_")
+        if len(features) == 0:
+            return np.zeros((0, len(self.quantiles)))
+        raw = self.booster_.predict(self._matrix(features))
+        raw = raw.reshape(len(features), -1)
+        return np.sort(raw, axis=1)  # quantile crossing is rare but possible: keep p10 <= p50 <= p90
+
+    def predict(self, features: pd.DataFrame, overhead_s: np.ndarray | float) -> np.ndarray:
+        """Predicted time quantiles per op, s, shape ``(n, 3)``.
+
+        Raises:
+            NotFittedError: before ``fit``.
+        """
+        return self.base_time_s(features, overhead_s)[:, None] * np.exp(self.predict_log_ratio(features))
+
+    def known_categories(self) -> set[str]:
+        """Op categories present in the training data.
+
+        Raises:
+            NotFittedError: before ``fit``.
+        """
+        check_fitted(self, "vocab_")
+        return set(self.vocab_["category"])
+
+    def state(self) -> dict[str, Any]:
+        """Learned state other than the booster (JSON-able)."""
+        check_fitted(self, "booster_")
+        return {"vocab": self.vocab_, "fallback_log_ratio": self.fallback_log_ratio_, "ranges": self.ranges_,
+                "train_metrics": self.train_metrics_}
+
+    def set_state(self, booster: xgb.Booster, state: Mapping[str, Any]) -> OpTimeModel:
+        """Restore a fitted model from its booster and :meth:`state`."""
+        self.booster_ = booster
+        self.vocab_ = {k: list(v) for k, v in state["vocab"].items()}
+        self.fallback_log_ratio_ = float(state["fallback_log_ratio"])
+        self.ranges_ = {k: list(v) for k, v in state["ranges"].items()}
+        self.train_metrics_ = dict(state["train_metrics"])
+        return self
+
+
+class OpPowerModel(_Booster):
+    """Dynamic power of an op as a share of the device's dynamic range: ``(P - idle) / (TDP - idle)`` in [0, 1].
+
+    Fitted on microbenchmark rows with a measured average power (NVML, RAPL).
+    """
+
+    def __init__(self, n_estimators: int = 120, max_depth: int = 4, learning_rate: float = 0.1,
+                 min_child_weight: float = 2.0, subsample: float = 0.9, colsample_bytree: float = 0.9,
+                 n_jobs: int = 2, random_state: int = 0):
+        super().__init__(n_estimators, max_depth, learning_rate, min_child_weight, subsample, colsample_bytree,
+                         n_jobs, random_state)
+
+    def fit(self, features: pd.DataFrame, power_share: np.ndarray) -> OpPowerModel:
+        """Fit on measured power shares (clipped to [0, 1]).
+
+        Returns:
+            ``self``.
+
+        Raises:
+            ValueError: with no rows.
+        """
+        share = np.clip(np.asarray(power_share, float), 0.0, 1.0)
+        if len(share) == 0:
+            raise ValueError("no op rows with measured power to fit the power model on")
+        self._learn_vocab(features)
+        params = self._params(objective="reg:logistic")
+        self.booster_ = xgb.train(params, self._matrix(features, share), num_boost_round=self.n_estimators)
+        self.train_metrics_ = {"rows": len(share),
+                               "mean_abs_error": float(np.mean(np.abs(self.predict(features) - share)))}
+        return self
+
+    def predict(self, features: pd.DataFrame) -> np.ndarray:
+        """Predicted dynamic power share per op, in [0, 1].
+
+        Raises:
+            NotFittedError: before ``fit``.
+        """
+        check_fitted(self, "booster_")
+        if len(features) == 0:
+            return np.zeros(0)
+        return np.clip(self.booster_.predict(self._matrix(features)), 0.0, 1.0)
+
+    def state(self) -> dict[str, Any]:
+        """Learned state other than the booster (JSON-able)."""
+        check_fitted(self, "booster_")
+        return {"vocab": self.vocab_, "train_metrics": self.train_metrics_}
+
+    def set_state(self, booster: xgb.Booster, state: Mapping[str, Any]) -> OpPowerModel:
+        """Restore a fitted model from its booster and :meth:`state`."""
+        self.booster_ = booster
+        self.vocab_ = {k: list(v) for k, v in state["vocab"].items()}
+        self.train_metrics_ = dict(state["train_metrics"])
+        return self
+
+
+def _median_ape(ratio: np.ndarray) -> float:
+    """Median absolute percentage error of predicted / measured ratios, %."""
+    return float(np.median(np.abs(ratio - 1.0)) * 100) if len(ratio) else math.nan

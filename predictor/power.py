@@ -1,0 +1,72 @@
+"""Power priors and the physical energy base of a step: idle power x time + dynamic power x busy time.
+
+Dynamic power of an op is a bounded share of the device's range (TDP - idle), learned from measured
+power where a campaign read NVML or RAPL (:class:`~flopcast.predictor.op_model.OpPowerModel`), a prior
+otherwise; idle power is measured on calibrated hardware, a share of TDP otherwise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from flopcast.calibration.descriptor import HardwareDescriptor
+
+MEASURED_POWER_SOURCES = ("nvml", "rapl")
+"""Energy sources that measure (CodeCarbon's TDP model is an estimate, not a measurement)."""
+
+PRIOR_TDP_W = {"gpu": 300.0, "other": 300.0}
+"""TDP of a GPU or accelerator whose descriptor has none, W."""
+CPU_TDP_PER_CORE_W = 10.0
+"""TDP per core of a CPU whose descriptor has none, W."""
+IDLE_SHARE = {"gpu": 0.1, "cpu": 0.3, "other": 0.1}
+"""Idle power as a share of TDP where it was not measured (H100: ~70 W of 700 W)."""
+PRIOR_POWER_SHARE = {"compute": 0.7, "memory": 0.45}
+"""Dynamic power share (of TDP - idle) of compute- and memory-bound ops without a power model."""
+
+
+def tdp_w(d: HardwareDescriptor) -> float:
+    """The device's power limit, W (its descriptor's, else a prior by kind and core count)."""
+    if d.tdp_w and d.tdp_w > 0:
+        return float(d.tdp_w)
+    if d.kind == "cpu":
+        return CPU_TDP_PER_CORE_W * max(d.compute_units or 1, 1)
+    return PRIOR_TDP_W.get(d.kind, 300.0)
+
+
+def idle_power_w(d: HardwareDescriptor) -> float:
+    """Idle power, W: measured where the descriptor has it, else :data:`IDLE_SHARE` x TDP."""
+    if d.idle_power_w is not None and d.idle_power_w > 0:
+        return float(d.idle_power_w)
+    return IDLE_SHARE.get(d.kind, 0.1) * tdp_w(d)
+
+
+def power_share_target(avg_power_w: np.ndarray, d: HardwareDescriptor) -> np.ndarray:
+    """Dynamic power share ``(P - idle) / (TDP - idle)`` of measured average powers, clipped to [0, 1]."""
+    idle, tdp = idle_power_w(d), tdp_w(d)
+    return np.clip((np.asarray(avg_power_w, float) - idle) / max(tdp - idle, 1e-9), 0.0, 1.0)
+
+
+def prior_power_share(features: pd.DataFrame) -> np.ndarray:
+    """Dynamic power share of ops without a power model: compute-bound ops draw more."""
+    compute = features["bound_margin"].to_numpy(float) > 0
+    return np.where(compute, PRIOR_POWER_SHARE["compute"], PRIOR_POWER_SHARE["memory"])
+
+
+def step_energy_base_j(step_time_s: np.ndarray, ops_s: np.ndarray, power_share: np.ndarray,
+                       d: HardwareDescriptor) -> np.ndarray:
+    """Physical energy of steps, J: idle x step time + share x (TDP - idle) x busy time.
+
+    A GPU is busy for the op time only (a host-bound step leaves it idle between kernels); a CPU runs the
+    host work itself, so it is busy for the whole step.
+
+    Args:
+        step_time_s: predicted step times, s.
+        ops_s: summed op times, s.
+        power_share: time-weighted dynamic power share of each step's ops.
+        d: the device.
+    """
+    t = np.asarray(step_time_s, float)
+    busy = np.minimum(np.asarray(ops_s, float), t) if d.kind == "gpu" else t
+    idle, tdp = idle_power_w(d), tdp_w(d)
+    return idle * t + np.asarray(power_share, float) * (tdp - idle) * busy

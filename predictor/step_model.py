@@ -1,0 +1,268 @@
+"""Step-level stage: compose op predictions into a step's time (and energy) with a small learned correction.
+
+A step's ops run one after another on a CPU (time = op sum + host cost per op) and asynchronously on a
+GPU (time = max(op sum, host cost per op x op count): a step of many tiny ops is bound by the host).
+On top of that physical base a ridge regression in log space corrects the bias per hardware (pooled per
+device kind for hardware without measured steps); its residual quantiles, taken leave-one-family-out,
+give the intervals.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flopcast.predictor.op_model import QUANTILES, check_fitted
+
+STEP_FRAME_COLUMNS = ("hardware", "kind", "mode", "ops_s", "ops_p10_s", "ops_p90_s", "n_ops", "launch_bound_share")
+"""Columns of a step frame (see :func:`flopcast.predictor.predict.step_frame`)."""
+
+HOST_COST_GRID_S = (0.0, *np.logspace(-7, -3.5, 22).tolist())
+"""Host cost per op tried by the fit, s."""
+
+PRIOR_HOST_COST_S = {"gpu": 1.5e-5, "cpu": 3e-6, "other": 1.5e-5}
+"""Host (framework) cost per op of a device kind never measured, s."""
+
+PRIOR_LOG_INTERVAL = (math.log(0.5), math.log(2.0))
+"""Residual quantiles (10 %, 90 %) of a stage with no measured steps: a factor of 2 either way."""
+
+MIN_STEPS = 4
+"""Fewest measured steps for a stage of its own (fewer: pooled by device kind, or the prior)."""
+
+
+def _ridge(z: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
+    """Ridge coefficients; the first column (the intercept) is not penalised."""
+    penalty = alpha * np.eye(z.shape[1])
+    penalty[0, 0] = 0.0
+    return np.linalg.solve(z.T @ z + penalty, z.T @ y)
+
+
+class LogLinearStage:
+    """Ridge regression of a log ratio (measured / physical base) with residual quantiles.
+
+    Inputs are clipped to the training range at prediction, so the correction stays bounded for steps far
+    larger than those measured: the physical base carries the scaling.
+
+    Args:
+        alpha: ridge penalty of the non-intercept coefficients.
+        quantiles: residual quantile levels for intervals.
+    """
+
+    def __init__(self, alpha: float = 1.0, quantiles: Sequence[float] = QUANTILES):
+        self.alpha = alpha
+        self.quantiles = tuple(quantiles)
+
+    def fit(self, z: np.ndarray, log_ratio: np.ndarray, groups: np.ndarray | None = None) -> LogLinearStage:
+        """Fit coefficients on all rows; residual quantiles from leave-one-group-out predictions.
+
+        Args:
+            z: design matrix, intercept column first.
+            log_ratio: ``ln(measured / base)``.
+            groups: group of each row (model family); ``None`` or one group: in-sample residuals.
+
+        Returns:
+            ``self``.
+        """
+        z, y = np.asarray(z, float), np.asarray(log_ratio, float)
+        self.coef_ = _ridge(z, y, self.alpha)
+        self.z_min_, self.z_max_ = z.min(axis=0), z.max(axis=0)
+        resid = held_out_residuals(z, y, groups, self.alpha)
+        self.resid_q_ = [float(np.quantile(resid, q)) for q in self.quantiles]
+        self.held_out_ = bool(groups is not None and len(set(groups)) > 1)
+        self.n_rows_ = len(y)
+        return self
+
+    def predict(self, z: np.ndarray) -> np.ndarray:
+        """Predicted log-ratio quantiles, shape ``(n, 3)``."""
+        check_fitted(self, "coef_")
+        mid = np.clip(np.asarray(z, float), self.z_min_, self.z_max_) @ self.coef_  # no linear extrapolation
+        lo, _, hi = self.resid_q_
+        return np.stack([mid + min(lo, 0.0), mid, mid + max(hi, 0.0)], axis=1)
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able learned state."""
+        check_fitted(self, "coef_")
+        return {"coef": self.coef_.tolist(), "resid_q": self.resid_q_, "held_out": self.held_out_,
+                "n_rows": self.n_rows_, "z_min": self.z_min_.tolist(), "z_max": self.z_max_.tolist()}
+
+    @classmethod
+    def from_state(cls, state: Mapping[str, Any], alpha: float = 1.0) -> LogLinearStage:
+        """Rebuild from :meth:`state`."""
+        stage = cls(alpha)
+        stage.coef_ = np.asarray(state["coef"], float)
+        stage.resid_q_ = [float(x) for x in state["resid_q"]]
+        stage.held_out_ = bool(state["held_out"])
+        stage.n_rows_ = int(state["n_rows"])
+        stage.z_min_, stage.z_max_ = np.asarray(state["z_min"], float), np.asarray(state["z_max"], float)
+        return stage
+
+
+def held_out_residuals(z: np.ndarray, y: np.ndarray, groups: np.ndarray | None, alpha: float) -> np.ndarray:
+    """Residuals of each row predicted by a ridge fit without its group (in-sample with < 2 groups)."""
+    if groups is None or len(set(groups)) < 2:
+        return y - z @ _ridge(z, y, alpha)
+    groups = np.asarray(groups)
+    resid = np.empty_like(y)
+    for g in set(groups):
+        out = groups == g
+        resid[out] = y[out] - z[out] @ _ridge(z[~out], y[~out], alpha)
+    return resid
+
+
+class _StageSet:
+    """Stages keyed by hardware name, pooled ``kind:<kind>`` stages, and the prior for the rest."""
+
+    stages_: dict[str, dict[str, Any]] | None = None
+
+    def __init__(self, alpha: float = 1.0, min_steps: int = MIN_STEPS):
+        self.alpha = alpha
+        self.min_steps = min_steps
+
+    def _keys(self, frame: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
+        keys = [(f"kind:{k}", (frame["kind"] == k).to_numpy()) for k in sorted(frame["kind"].unique())]
+        keys += [(str(h), (frame["hardware"] == h).to_numpy()) for h in sorted(frame["hardware"].unique())]
+        return [(k, rows) for k, rows in keys if rows.sum() >= self.min_steps]
+
+    def stage_key(self, hardware: str, kind: str) -> str | None:
+        """The stage used for a device: its own, its kind's, or ``None`` (prior)."""
+        check_fitted(self, "stages_")
+        for key in (hardware, f"kind:{kind}"):
+            if key in self.stages_:
+                return key
+        return None
+
+    def state(self) -> dict[str, Any]:
+        """JSON-able learned state."""
+        check_fitted(self, "stages_")
+        return {"stages": {k: {**{n: v for n, v in s.items() if n != "stage"}, "stage": s["stage"].state()}
+                           for k, s in self.stages_.items()}}
+
+    def set_state(self, state: Mapping[str, Any]) -> _StageSet:
+        """Restore from :meth:`state`."""
+        self.stages_ = {k: {**{n: v for n, v in s.items() if n != "stage"},
+                            "stage": LogLinearStage.from_state(s["stage"], self.alpha)}
+                        for k, s in state["stages"].items()}
+        return self
+
+
+def time_design(frame: pd.DataFrame, base_s: np.ndarray) -> np.ndarray:
+    """Design matrix of the time stage: intercept, log10 base time, launch-bound share, train flag."""
+    return np.column_stack([np.ones(len(frame)), np.log10(np.maximum(base_s, 1e-9)),
+                            frame["launch_bound_share"].to_numpy(float),
+                            (frame["mode"] == "train").to_numpy(float)])
+
+
+def base_step_time_s(frame: pd.DataFrame, host_cost_s: float | np.ndarray) -> np.ndarray:
+    """Physical step time, s: op sum plus host cost per op (CPU) or the larger of the two (GPU)."""
+    ops = frame["ops_s"].to_numpy(float)
+    host = frame["n_ops"].to_numpy(float) * np.asarray(host_cost_s, float)
+    return np.where(frame["kind"].to_numpy() == "gpu", np.maximum(ops, host), ops + host)
+
+
+class StepTimeModel(_StageSet):
+    """Step time from composed op predictions, with a fitted host cost per op and a log-linear correction.
+
+    Args:
+        alpha: ridge penalty.
+        min_steps: fewest measured steps for a stage of its own.
+    """
+
+    def fit(self, frame: pd.DataFrame, time_s: np.ndarray, groups: np.ndarray | None = None) -> StepTimeModel:
+        """Fit one stage per hardware (and per device kind) with enough measured steps.
+
+        Args:
+            frame: step frame (:data:`STEP_FRAME_COLUMNS`).
+            time_s: measured step times, s.
+            groups: model family of each step (held-out residuals leave one family out).
+
+        Returns:
+            ``self``.
+        """
+        y_all = np.log(np.asarray(time_s, float))
+        groups = None if groups is None else np.asarray(groups)
+        self.stages_ = {}
+        for key, rows in self._keys(frame):
+            f, y, g = frame[rows], y_all[rows], None if groups is None else groups[rows]
+            cost = min(HOST_COST_GRID_S, key=lambda c, f=f, y=y, g=g: self._loss(f, y, g, c))
+            base = base_step_time_s(f, cost)
+            stage = LogLinearStage(self.alpha).fit(time_design(f, base), y - np.log(base), g)
+            self.stages_[key] = {"host_cost_s": float(cost), "stage": stage}
+        return self
+
+    def _loss(self, f: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None, cost: float) -> float:
+        base = base_step_time_s(f, cost)
+        return float(np.mean(np.abs(held_out_residuals(time_design(f, base), y - np.log(base), groups, self.alpha))))
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Step time quantiles, s, shape ``(n, 3)``; also at least as wide as the op-sum interval.
+
+        Raises:
+            NotFittedError: before ``fit``.
+        """
+        out = np.empty((len(frame), 3))
+        for i, (_, row) in enumerate(frame.iterrows()):
+            one = frame.iloc[[i]]
+            key = self.stage_key(str(row["hardware"]), str(row["kind"]))
+            if key is None:
+                base = base_step_time_s(one, PRIOR_HOST_COST_S.get(str(row["kind"]), 1.5e-5))
+                log_q = np.array([[PRIOR_LOG_INTERVAL[0], 0.0, PRIOR_LOG_INTERVAL[1]]])
+            else:
+                s = self.stages_[key]
+                base = base_step_time_s(one, s["host_cost_s"])
+                log_q = s["stage"].predict(time_design(one, base))
+            q = base[:, None] * np.exp(log_q)
+            op_lo = row["ops_p10_s"] / max(row["ops_s"], 1e-30)
+            op_hi = row["ops_p90_s"] / max(row["ops_s"], 1e-30)
+            out[i] = [min(q[0, 0], q[0, 1] * op_lo), q[0, 1], max(q[0, 2], q[0, 1] * op_hi)]
+        return out
+
+
+def energy_design(frame: pd.DataFrame, base_j: np.ndarray) -> np.ndarray:
+    """Design matrix of the energy stage: intercept, log10 base energy, dynamic power share, train flag."""
+    return np.column_stack([np.ones(len(frame)), np.log10(np.maximum(base_j, 1e-12)),
+                            frame["power_share"].to_numpy(float), (frame["mode"] == "train").to_numpy(float)])
+
+
+class StepEnergyModel(_StageSet):
+    """Step energy: a physical base (idle power x time + dynamic power x time) with a log-linear correction.
+
+    The frame needs ``energy_base_j`` (J) and ``power_share`` (time-weighted dynamic share) besides
+    :data:`STEP_FRAME_COLUMNS`.
+    """
+
+    def fit(self, frame: pd.DataFrame, energy_j: np.ndarray, groups: np.ndarray | None = None) -> StepEnergyModel:
+        """Fit one stage per hardware (and kind) with enough steps with measured energy.
+
+        Returns:
+            ``self``.
+        """
+        y_all = np.log(np.asarray(energy_j, float))
+        groups = None if groups is None else np.asarray(groups)
+        self.stages_ = {}
+        for key, rows in self._keys(frame):
+            f, base = frame[rows], frame["energy_base_j"].to_numpy(float)[rows]
+            stage = LogLinearStage(self.alpha).fit(energy_design(f, base), y_all[rows] - np.log(base),
+                                                   None if groups is None else groups[rows])
+            self.stages_[key] = {"stage": stage}
+        return self
+
+    def predict(self, frame: pd.DataFrame) -> np.ndarray:
+        """Step energy quantiles, J, shape ``(n, 3)``.
+
+        Raises:
+            NotFittedError: before ``fit``.
+        """
+        base = frame["energy_base_j"].to_numpy(float)
+        out = np.empty((len(frame), 3))
+        for i, (_, row) in enumerate(frame.iterrows()):
+            key = self.stage_key(str(row["hardware"]), str(row["kind"]))
+            if key is None:
+                log_q = np.array([PRIOR_LOG_INTERVAL[0], 0.0, PRIOR_LOG_INTERVAL[1]])
+            else:
+                log_q = self.stages_[key]["stage"].predict(energy_design(frame.iloc[[i]], base[[i]]))[0]
+            out[i] = base[i] * np.exp(log_q)
+        return out

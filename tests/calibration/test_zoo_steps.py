@@ -1,0 +1,60 @@
+from __future__ import annotations
+
+import functools
+import math
+
+import pytest
+import torch
+
+from flopcast.calibration import zoo_steps
+from flopcast.calibration.windows import measure
+from flopcast.calibration.zoo_steps import StepConfig, cpu_peak_memory_bytes, measure_step, step_configs
+from flopcast.datasets.schema import MEASURED_COLUMNS, PROVENANCE_COLUMNS, STEP_COLUMNS
+
+MEASURE = functools.partial(measure, device="cpu", min_window_s=0.01, energy_window_s=0)
+
+
+def test_cpu_peak_memory_counts_the_largest_live_set():
+    def work():
+        a = torch.empty(1 << 20, dtype=torch.float32)  # 4 MiB
+        b = torch.empty(1 << 19, dtype=torch.float32)  # + 2 MiB live together
+        del a, b
+        c = torch.empty(1 << 18, dtype=torch.float32)  # 1 MiB after both were freed
+        del c
+
+    peak = cpu_peak_memory_bytes(work)
+    assert 6 * 2**20 <= peak < 6.5 * 2**20  # 4 MiB + 2 MiB
+
+
+def test_step_configs_cover_batch_precision_mode():
+    configs = step_configs(["mlp-small"], "cpu", batch_sizes=(1, 4), precisions=("fp32", "bf16"))
+    assert len(configs) == 8
+    assert {c.optimizer for c in configs if c.mode == "infer"} == {"none"}
+    assert {c.optimizer for c in configs if c.mode == "train"} == {"adamw"}
+    gpu = step_configs(["mlp-small"], "gpu", modes=("train",))
+    assert {c.precision for c in gpu} == {"fp32", "tf32", "bf16", "fp16"}
+
+
+def test_unknown_zoo_model_lists_close_matches():
+    with pytest.raises(KeyError, match="mlp-small"):
+        step_configs(["mlp-smal"], "cpu")
+
+
+def test_measured_step_row_has_the_step_columns():
+    row = measure_step(StepConfig("mlp-small", 2, "train", "fp32", "adamw"), "cpu", MEASURE)
+    assert set(row) | set(PROVENANCE_COLUMNS) == set(STEP_COLUMNS)
+    assert row["time_s"] > 0 and row["trusted"]
+    assert row["params"] > 0 and row["op_count"] > 0 and row["bytes_accessed"] > 0
+    # the static estimate and the profiler's peak describe the same steady-state step
+    assert 0.5 < row["est_peak_memory_bytes"] / row["measured_peak_memory_bytes"] < 2.0
+
+
+def test_oom_becomes_a_row_with_its_reason(monkeypatch):
+    def oom(config, device):
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 80.00 GiB")
+
+    monkeypatch.setattr(zoo_steps, "build_step", oom)
+    row = measure_step(StepConfig("mlp-small", 2, "infer", "fp32", "none"), "cpu", MEASURE)
+    assert not row["trusted"] and row["reason"].startswith("out of memory")
+    assert math.isnan(row["time_s"]) and set(MEASURED_COLUMNS) <= set(row)
+    assert row["flops"] is not None  # the analysis of the config is still there
