@@ -72,7 +72,7 @@ def test_file_inputs_default_used(capsys):
     ],
 )
 def test_bad_input_one_line_exit_2(capsys, argv, fragment):
-    code, out, err = run(capsys, *argv, "--device", "cpu")
+    code, _, err = run(capsys, *argv, "--device", "cpu")
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1, err

@@ -103,7 +103,11 @@ def test_unknown_op_is_reported_not_silent_zero():
 
 
 def test_views_move_no_bytes_and_broadcast_reads_once():
-    records = trace_ops(lambda: (lambda x=torch.empty(64, 32), b=torch.empty(32): (x.t().contiguous(), x + b)))
+    def build():
+        x, b = torch.empty(64, 32), torch.empty(32)
+        return lambda: (x.t().contiguous(), x + b)
+
+    records = trace_ops(build)
     by_op = {o.op: o for o in records}
     assert by_op["aten.t"].bytes_read == 0 and by_op["aten.t"].outcome.value == "zero"
     assert by_op["aten.clone"].bytes_read == 64 * 32 * 4  # contiguous() of a transpose copies

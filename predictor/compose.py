@@ -1,0 +1,127 @@
+"""Op predictions of one step on one device, summed into the step frame the step stages read."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from flopcast.calibration.descriptor import HardwareDescriptor
+from flopcast.predictor.featurize import EXTRAPOLATION_FEATURES, featurize, is_free
+from flopcast.predictor.model import CostModel
+from flopcast.predictor.power import prior_power_share
+
+FALLBACK_LOG_INTERVAL = np.log(3.0)
+"""Half-width of the log interval of an op predicted by the roofline fallback (a factor of 3)."""
+
+OP_RANGE_MARGIN = 0.5
+"""Decades beyond the op model's training range before an op counts as extrapolated."""
+
+HW_RANGE_MARGIN = 0.15
+"""Decades (x1.4) beyond the trained devices' peak and bandwidth before a device counts as extrapolated."""
+
+EXTRAPOLATED_SHARE = 0.25
+"""Share of a step's predicted op time from extrapolated ops that flags the whole step."""
+
+LAUNCH_BOUND_FACTOR = 2.0
+"""An op predicted within this many launch overheads is launch-bound."""
+
+
+@dataclass(frozen=True)
+class ComposedStep:
+    """Summed op predictions of a step.
+
+    Attributes:
+        ops_s: sum of the ops' median times, s.
+        ops_p10_s: sum of the ops' 10 % quantiles, s.
+        ops_p90_s: sum of the ops' 90 % quantiles, s.
+        n_ops: ops that launch work.
+        launch_bound_share: share of those ops predicted within 2 launch overheads.
+        power_share: time-weighted dynamic power share of the ops.
+        roofline_s: sum of the ops' roofline times, s.
+        fallback: call count per category predicted by the roofline fallback (no trained model for it).
+        extrapolated_share: share of the predicted op time from ops outside the training range.
+        hardware_out_of_range: device features outside the trained devices' range.
+        category_s: predicted median time per category, s.
+    """
+
+    ops_s: float
+    ops_p10_s: float
+    ops_p90_s: float
+    n_ops: int
+    launch_bound_share: float
+    power_share: float
+    roofline_s: float
+    fallback: dict[str, int] = field(default_factory=dict)
+    extrapolated_share: float = 0.0
+    hardware_out_of_range: tuple[str, ...] = ()
+    category_s: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def extrapolated(self) -> bool:
+        """Whether the step's prediction leaves the training range."""
+        return self.extrapolated_share > EXTRAPOLATED_SHARE or bool(self.hardware_out_of_range)
+
+
+def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precision: str) -> ComposedStep:
+    """Predict every op of a step on ``d`` and sum them.
+
+    Args:
+        model: fitted cost model.
+        ops: the step's op table (``OP_COLUMNS`` subset, see ``analysis_cache.KEPT_COLUMNS``).
+        d: target device.
+        precision: the step's precision.
+    """
+    work = ops[~is_free(ops)]
+    hw = model.view(d)
+    f = featurize(work, hw, precision)
+    known = f["category"].isin(model.op_time.known_categories()).to_numpy()
+    q = np.empty((len(f), 3))
+    if known.any():
+        q[known] = model.op_time.predict(f[known], hw.launch_overhead_s)
+    if (~known).any():
+        mid = (f.loc[~known, "roofline_s"].to_numpy() + hw.launch_overhead_s) * np.exp(model.op_time.fallback_log_ratio_)
+        q[~known] = mid[:, None] * np.exp(np.array([-FALLBACK_LOG_INTERVAL, 0.0, FALLBACK_LOG_INTERVAL]))
+    share = model.op_power.predict(f) if model.op_power is not None else prior_power_share(f)
+    total = float(q[:, 1].sum())
+    out_of_range = _outside(f, model.op_time.ranges_, EXTRAPOLATION_FEATURES[:2], OP_RANGE_MARGIN)
+    return ComposedStep(
+        ops_s=total,
+        ops_p10_s=float(q[:, 0].sum()),
+        ops_p90_s=float(q[:, 2].sum()),
+        n_ops=len(f),
+        launch_bound_share=float(np.mean(q[:, 1] < LAUNCH_BOUND_FACTOR * hw.launch_overhead_s)) if len(f) else 0.0,
+        power_share=float(np.sum(share * q[:, 1]) / total) if total > 0 else float(np.mean(share) if len(f) else 0.0),
+        roofline_s=float(f["roofline_s"].sum()),
+        fallback=dict(Counter(f.loc[~known, "category"])),
+        extrapolated_share=float(q[out_of_range, 1].sum() / total) if total > 0 else 0.0,
+        hardware_out_of_range=_hardware_outside(f, model.op_time.ranges_),
+        category_s={str(k): float(v) for k, v in pd.Series(q[:, 1], index=f.index).groupby(f["category"]).sum().items()},
+    )
+
+
+def _outside(f: pd.DataFrame, ranges: dict[str, list[float]], names: tuple[str, ...], margin: float) -> np.ndarray:
+    out = np.zeros(len(f), dtype=bool)
+    for name in names:
+        lo, hi = ranges[name]
+        out |= (f[name].to_numpy() < lo - margin) | (f[name].to_numpy() > hi + margin)
+    return out
+
+
+def _hardware_outside(f: pd.DataFrame, ranges: dict[str, list[float]]) -> tuple[str, ...]:
+    names = [n for n in EXTRAPOLATION_FEATURES if n.startswith("hw_")]
+    return tuple(n for n in names if len(f) and _outside(f, ranges, (n,), HW_RANGE_MARGIN).any())
+
+
+def step_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
+    """The step frame of composed steps: one dict per step with ``hardware``, ``kind``, ``mode`` and a ComposedStep."""
+    out = []
+    for r in rows:
+        c: ComposedStep = r["composed"]  # type: ignore[assignment]
+        out.append({"hardware": r["hardware"], "kind": r["kind"], "mode": r["mode"], "ops_s": c.ops_s,
+                    "ops_p10_s": c.ops_p10_s, "ops_p90_s": c.ops_p90_s, "n_ops": c.n_ops,
+                    "launch_bound_share": c.launch_bound_share, "power_share": c.power_share,
+                    "roofline_s": c.roofline_s})
+    return pd.DataFrame(out)

@@ -1,0 +1,77 @@
+"""The fitted cost model: op time and power models, step stages, memory fit, and what it was trained on."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from flopcast.calibration.descriptor import HardwareDescriptor
+from flopcast.predictor.featurize import HardwareView
+from flopcast.predictor.memory import MemoryModel
+from flopcast.predictor.op_model import OpPowerModel, OpTimeModel
+from flopcast.predictor.step_model import StepEnergyModel, StepTimeModel
+
+FORMAT_VERSION = 1
+"""Version of the saved model layout; a saved model of another version is refused."""
+
+
+@dataclass
+class CostModel:
+    """Everything ``predict`` needs, as fitted by :func:`flopcast.predictor.training.fit_cost_model`.
+
+    Attributes:
+        op_time: op time quantile model.
+        op_power: op power-share model (``None`` when no training row had measured power).
+        step_time: step time stages.
+        step_energy: step energy stages.
+        memory: peak-memory fit.
+        hardware: per trained device: ``descriptor`` (dict), ``overhead_s`` (fitted launch overhead, s),
+            ``op_rows``, ``step_rows``, ``energy_source``.
+        imputed_eff: per device kind, ``peak`` and ``bw`` efficiencies (measured / spec) used for devices
+            without measured ceilings.
+        info: dataset version and checksums, training metrics, flopcast version, creation time.
+    """
+
+    op_time: OpTimeModel
+    op_power: OpPowerModel | None
+    step_time: StepTimeModel
+    step_energy: StepEnergyModel
+    memory: MemoryModel
+    hardware: dict[str, dict[str, Any]] = field(default_factory=dict)
+    imputed_eff: dict[str, dict[str, float]] = field(default_factory=dict)
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def trained_name(self, d: HardwareDescriptor) -> str | None:
+        """Name of the trained device ``d`` is (same name, or same vendor name and kind), else ``None``."""
+        if d.name in self.hardware:
+            return d.name
+        for name, entry in self.hardware.items():
+            desc = entry["descriptor"]
+            if d.vendor_name and desc.get("vendor_name") == d.vendor_name and desc.get("kind") == d.kind:
+                return name
+        return None
+
+    def view(self, d: HardwareDescriptor) -> HardwareView:
+        """Feature view of ``d``: fitted overhead for trained devices, imputed efficiencies for the rest."""
+        name = self.trained_name(d)
+        overhead = self.hardware[name]["overhead_s"] if name else None
+        return HardwareView.of(d, overhead, self.imputed_eff.get(d.kind, {}))
+
+    @property
+    def version(self) -> str:
+        """Model version label: ``<format>-<dataset version>``."""
+        return f"{FORMAT_VERSION}-{self.info.get('dataset_version', 'unknown')}"
+
+    def summary(self) -> dict[str, Any]:
+        """Short description: version, trained devices with their row counts, metrics."""
+        return {
+            "model_version": self.version,
+            "hardware": {k: {n: v for n, v in e.items() if n != "descriptor"} for k, e in self.hardware.items()},
+            "metrics": self.info.get("metrics", {}),
+        }
+
+
+def finite_or(value: float | None, default: float) -> float:
+    """``value`` when it is a finite number, else ``default``."""
+    return float(value) if value is not None and math.isfinite(value) else default
