@@ -14,7 +14,13 @@ def _csv(text: str) -> tuple[str, ...]:
 
 
 def add_calibrate_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    """Add ``calibrate`` to a ``flopcast`` subparsers object (``func`` set to :func:`run_calibrate_command`)."""
+    """Add the calibration stage's commands to a ``flopcast`` subparsers object: ``calibrate`` and ``hardware``.
+
+    Returns:
+        The ``calibrate`` parser (``func`` set to :func:`run_calibrate_command`).
+    """
+    if "hardware" not in subparsers.choices:
+        add_hardware_parser(subparsers)
     p = subparsers.add_parser(
         "calibrate", help="measure op and model-step costs on this machine (resumable, tracked)",
         description="Measure how long, how much energy and memory ops and zoo model steps take on this CPU or "
@@ -48,12 +54,6 @@ def add_calibrate_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
     slurm.add_argument("--dry-run", action="store_true", help="print the sbatch script, submit nothing")
     p.set_defaults(func=run_calibrate_command)
     return p
-
-
-def add_calibration_parsers(subparsers: argparse._SubParsersAction) -> None:
-    """Add every command of the calibration stage: ``calibrate`` and ``hardware``."""
-    add_calibrate_parser(subparsers)
-    add_hardware_parser(subparsers)
 
 
 def config_from_args(args: argparse.Namespace) -> CalibrateConfig:

@@ -9,7 +9,7 @@ DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "tf32", "bf16", "fp16")
 DEFAULT_OUT = Path("flopcast-calibration")
 DEFAULT_COUNTRY = "FRA"
-QUICK_ZOO = ("mlp-small", "lenet5", "gru-classifier")
+QUICK_ZOO = ("mlp-small", "lenet5", "m5-audio")
 """Small zoo models of three families measured by ``--quick``."""
 
 
@@ -42,6 +42,7 @@ class CalibrateConfig:
         n_windows: timed windows per measurement.
         energy_window_s: minimum energy window, s.
         max_working_set_bytes: cap of one microbenchmark's tensors, bytes (``None``: from device memory).
+        max_flops: cap of one microbenchmark repetition's FLOPs (``None``: a per-device-kind default).
         step_batch_sizes: batch sizes of zoo steps (``None``: each model's own list).
         step_precisions: precisions of zoo steps (``None``: device defaults).
         step_modes: modes of zoo steps.
@@ -77,6 +78,7 @@ class CalibrateConfig:
     n_windows: int = 3
     energy_window_s: float = 1.0
     max_working_set_bytes: int | None = None
+    max_flops: float | None = None
     step_batch_sizes: tuple[int, ...] | None = None
     step_precisions: tuple[str, ...] | None = None
     step_modes: tuple[str, ...] = ("train", "infer")
@@ -109,18 +111,19 @@ class CalibrateConfig:
     def with_preset(self) -> CalibrateConfig:
         """The config with the ``--quick`` preset applied where the user left defaults.
 
-        ``--quick``: 16 small shapes per family, fp32 only, working sets <= 16 MiB, 30 ms windows,
-        energy on 5 % of the configs and on the zoo steps, :data:`QUICK_ZOO` at batch sizes 1 and 8.
+        ``--quick``: 12 small shapes per family, fp32 only, working sets <= 16 MiB and 5 GFLOP, 30 ms windows,
+        energy on 3 % of the configs and on the zoo steps, :data:`QUICK_ZOO` at batch sizes 1 and 8.
         """
         if not self.quick:
             return self
         return replace(
             self,
-            configs_per_family=min(self.configs_per_family, 16),
+            configs_per_family=min(self.configs_per_family, 12),
             dtypes=self.dtypes or ("fp32",),
             max_working_set_bytes=self.max_working_set_bytes or 16 * 2**20,
+            max_flops=self.max_flops or 5e9,
             min_window_s=min(self.min_window_s, 0.03),
-            energy_share=min(self.energy_share, 0.05),
+            energy_share=min(self.energy_share, 0.03),
             zoo=self.zoo if self.zoo is not None else QUICK_ZOO,
             step_batch_sizes=self.step_batch_sizes or (1, 8),
             step_precisions=self.step_precisions or ("fp32",),

@@ -113,7 +113,7 @@ def _size(task: Task) -> float:
 def op_streams(cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Provenance) -> list[list[Task]]:
     """One spread-ordered stream of op tasks per family."""
     kind = "gpu" if descriptor.kind == "gpu" else "cpu"
-    cap_bytes, cap_flops = working_set_cap_bytes(cfg, descriptor), FLOPS_CAP[kind]
+    cap_bytes, cap_flops = working_set_cap_bytes(cfg, descriptor), cfg.max_flops or FLOPS_CAP[kind]
     streams = []
     for name in cfg.families or family_names():
         family = get_family(name)
@@ -135,7 +135,7 @@ def ops_from_stream(
 ) -> list[Task]:
     """Op tasks for the shapes of analysed models (``analyze --ops-parquet`` tables)."""
     kind = "gpu" if descriptor.kind == "gpu" else "cpu"
-    cap_bytes, cap_flops = working_set_cap_bytes(cfg, descriptor), FLOPS_CAP[kind]
+    cap_bytes, cap_flops = working_set_cap_bytes(cfg, descriptor), cfg.max_flops or FLOPS_CAP[kind]
     tasks, seen = [], set()
     for path in paths:
         for name, config in configs_from_ops_table(pd.read_parquet(path)):

@@ -218,5 +218,7 @@ def encode(features: pd.DataFrame, vocab: Mapping[str, list[str]]) -> pd.DataFra
     """The model matrix: :data:`FEATURES` in order, categoricals coded with a fixed vocabulary (unknown -> NaN)."""
     x = features[list(NUMERIC)].astype("float64").copy()
     for name in CATEGORICAL:
-        x[name] = pd.Categorical(features[name].astype(str), categories=list(vocab.get(name, [])))
+        cats = list(vocab.get(name, []))
+        values = features[name].astype(str)
+        x[name] = pd.Categorical(values.where(values.isin(cats)), categories=cats)
     return x

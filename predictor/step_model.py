@@ -198,7 +198,7 @@ class StepTimeModel(_StageSet):
         return float(np.mean(np.abs(held_out_residuals(time_design(f, base), y - np.log(base), groups, self.alpha))))
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
-        """Step time quantiles, s, shape ``(n, 3)``; also at least as wide as the op-sum interval.
+        """Step time quantiles, s, shape ``(n, 3)``; without a stage, at least as wide as the op-sum interval.
 
         Raises:
             NotFittedError: before ``fit``.
@@ -214,10 +214,11 @@ class StepTimeModel(_StageSet):
                 s = self.stages_[key]
                 base = base_step_time_s(one, s["host_cost_s"])
                 log_q = s["stage"].predict(time_design(one, base))
-            q = base[:, None] * np.exp(log_q)
-            op_lo = row["ops_p10_s"] / max(row["ops_s"], 1e-30)
-            op_hi = row["ops_p90_s"] / max(row["ops_s"], 1e-30)
-            out[i] = [min(q[0, 0], q[0, 1] * op_lo), q[0, 1], max(q[0, 2], q[0, 1] * op_hi)]
+            q = base[0] * np.exp(log_q[0])
+            if key is None:  # no measured steps: at least as wide as the summed op intervals
+                ops = max(row["ops_s"], 1e-30)
+                q = [min(q[0], q[1] * row["ops_p10_s"] / ops), q[1], max(q[2], q[1] * row["ops_p90_s"] / ops)]
+            out[i] = q
         return out
 
 

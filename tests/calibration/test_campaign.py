@@ -74,7 +74,10 @@ def test_matmul_time_grows_with_flops(campaign):
     configs = mm["config"].map(json.loads)
     mm = mm[configs.map(lambda c: c["variant"] == "mm" and c["m"] == c["k"] == c["n"] in MATMUL_SIDES)]
     assert len(mm) == len(MATMUL_SIDES)
-    assert _spearman(list(mm["flops"]), list(mm["time_s"])) > 0.8
+    assert (mm["flops"] > 0).all()
+    # the fastest window is the least disturbed by other processes on a shared CI machine
+    rho = _spearman(list(mm["flops"]), list(mm["time_s_min"]))
+    assert rho > 0.8, mm[["flops", "time_s", "time_s_min"]].to_string()
 
 
 def test_zoo_steps_measured_with_analysis(campaign):

@@ -9,7 +9,7 @@ import pytest
 from flopcast.calibration import campaign
 from flopcast.calibration.campaign import NoDeviceError
 from flopcast.calibration.catalog import UnknownHardwareError
-from flopcast.calibration.cli import add_calibration_parsers, config_from_args
+from flopcast.calibration.cli import add_calibrate_parser, config_from_args
 from flopcast.calibration.config import CalibrateConfigError
 from flopcast.calibration.slurm import SlurmOptionsError
 from flopcast.calibration.tracking import TrackingUnreachableError
@@ -17,7 +17,7 @@ from flopcast.calibration.tracking import TrackingUnreachableError
 
 def parse(*argv: str) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="flopcast")
-    add_calibration_parsers(parser.add_subparsers(dest="command"))
+    add_calibrate_parser(parser.add_subparsers(dest="command"))
     return parser.parse_args(list(argv))
 
 

@@ -54,7 +54,7 @@ def test_disk_full_keeps_written_rows_and_says_so(tmp_path, monkeypatch):
         raise OSError(errno.ENOSPC, "No space left on device")
 
     monkeypatch.setattr(os, "fsync", full)
-    with pytest.raises(StoreFullError, match="disk full .* 1 finished rows are kept"):
+    with pytest.raises(StoreFullError, match=r"disk full .* 1 finished rows are kept"):
         s.append(row(1))
     monkeypatch.setattr(os, "fsync", real_fsync)
     s.close()

@@ -48,7 +48,12 @@ def _few_threads():
     torch.set_num_threads(threads)
 
 
-@pytest.mark.parametrize("name", sorted(ZOO))
+# Full-size (GPU-only) variants have no CPU batch sizes: a real CPU step of them is too slow for CI, and
+# the shape-only test below covers their structure.
+CPU_SIZED = sorted(n for n, m in ZOO.items() if m.batch_sizes)
+
+
+@pytest.mark.parametrize("name", CPU_SIZED)
 def test_model_trains_one_step(name: str) -> None:
     entry = ZOO[name]
     torch.manual_seed(0)
@@ -84,7 +89,7 @@ def test_entry_is_well_formed(name: str) -> None:
     assert isinstance(entry, ZooModel)
     assert entry.name == name
     assert entry.family and entry.description
-    assert entry.batch_sizes and all(b > 0 for b in entry.batch_sizes)
+    assert all(b > 0 for b in entry.batch_sizes)
     assert entry.gpu_batch_sizes and all(b > 0 for b in entry.gpu_batch_sizes)
     for spec in entry.inputs:
         match = _SPEC.match(spec)
@@ -97,7 +102,7 @@ def test_zoo_size_and_families() -> None:
     assert len(ZOO) >= 18
     assert len({m.family for m in ZOO.values()}) >= 10
     assert len(names()) == len(set(names())) == len(ZOO)
-    assert names("resnet") == ["resnet18", "resnet50"]
+    assert names("resnet") == ["resnet18", "resnet18-224", "resnet50", "resnet50-224"]
     assert names("no-such-family") == []
 
 

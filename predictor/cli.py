@@ -1,0 +1,154 @@
+"""``flopcast predict`` and ``flopcast fit``: arguments, the config records they make, and the output."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from flopcast.features.cli import add_target_arguments, analysis_summary, config_from_args
+from flopcast.features.report import si
+
+
+def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
+    """Register ``flopcast predict`` and ``flopcast fit``."""
+    p = subparsers.add_parser(
+        "predict", help="predict step time, energy, memory and run CO2 on a chosen CPU or GPU",
+        description="Predict, before the run, how long one training or inference step takes, how much energy it "
+                    "uses and whether it fits in memory, on one or more devices, with 10-90 %% intervals.",
+    )
+    add_target_arguments(p)
+    p.add_argument("--hardware", default="local", metavar="NAME|FILE|local",
+                   help="catalog name or alias, descriptor JSON file, or local; comma-separated to compare "
+                        "(h100,a100,cpu); default local")
+    p.add_argument("--calibration", type=Path, metavar="DIR", help="a `flopcast calibrate --out` folder of the device")
+    p.add_argument("--model", type=Path, metavar="MODEL_DIR", help="cost model from `flopcast fit` (default: bundled)")
+    p.add_argument("--region", metavar="COUNTRY", help="grid country for CO2, ISO code (FRA or FR); default: world")
+    p.add_argument("--pue", type=float, default=1.0, help="data-centre PUE applied to run energy for CO2 (1.0)")
+    p.add_argument("--max-batch", action="store_true", help="also find the largest batch size that fits in memory")
+    p.set_defaults(func=run_predict)
+
+    f = subparsers.add_parser("fit", help="train the cost model from measurement folders",
+                              description="Fit the op and step models on calibration data and write a model dir.")
+    f.add_argument("--data", type=Path, action="append", default=[], metavar="DIR",
+                   help="hardware folder or folder of them (repeatable; default: the released datasets/)")
+    f.add_argument("--out", type=Path, required=True, metavar="MODEL_DIR", help="directory to write the model to")
+    f.add_argument("--n-estimators", type=int, default=300, help="boosting rounds of the op time model (300)")
+    f.add_argument("--no-progress", action="store_true", help="no progress bar")
+    f.set_defaults(func=run_fit)
+
+
+def predict_config_from_args(args: argparse.Namespace) -> Any:
+    """The PredictConfig of parsed ``predict`` arguments (the analysis device is set per hardware later)."""
+    from flopcast.predictor.predict import PredictConfig
+
+    return PredictConfig(
+        analysis=config_from_args(args, "cuda"),
+        hardware=tuple(h.strip() for h in args.hardware.split(",") if h.strip()),
+        calibration=args.calibration, model_dir=args.model, dataset_size=args.dataset_size, epochs=args.epochs,
+        region=args.region, pue=args.pue, max_batch=args.max_batch,
+    )
+
+
+def prediction_records(config: Any, analyses: dict[str, Any], predictions: list[Any], model_version: str
+                       ) -> list[dict[str, Any]]:
+    """One JSON-ready record per device: analysis summary, prediction, run totals, model version."""
+    out = []
+    for p in predictions:
+        a = analyses["cuda" if p.kind == "gpu" else "cpu"]
+        out.append({"target": config.analysis.target, "batch_size": config.analysis.batch_size,
+                    "mode": config.analysis.mode, "precision": config.analysis.precision,
+                    **analysis_summary(a), **p.to_dict(), "model_version": model_version})
+    return out
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    """Run ``flopcast predict``; returns the exit code."""
+    from flopcast.predictor.io import load_model
+    from flopcast.predictor.predict import predict
+
+    config = predict_config_from_args(args)
+    model = load_model(config.model_dir)
+    analyses, predictions = predict(config, model)
+    records = prediction_records(config, analyses, predictions, model.version)
+    for r in records:
+        if r["extrapolated"]:
+            print(f"flopcast: warning: {r['hardware']}: prediction extrapolates beyond the training data "
+                  "(extrapolated: true)", file=sys.stderr)
+    if args.json:
+        json.dump(records[0] if len(records) == 1 else records, sys.stdout, indent=2, default=float)
+        sys.stdout.write("\n")
+    else:
+        render(records, Console())
+    return 0
+
+
+def fmt_time(s: float) -> str:
+    """A duration in the unit that reads best (µs to h)."""
+    for limit, scale, unit in ((1e-3, 1e6, "µs"), (1.0, 1e3, "ms"), (120.0, 1.0, "s"), (7200.0, 1 / 60, "min")):
+        if abs(s) < limit:
+            return f"{s * scale:.3g} {unit}"
+    return f"{s / 3600:.3g} h"
+
+
+FORMATS = {"s": fmt_time, "J": lambda v: si(v, "J"), "kWh": lambda v: f"{v:.3g} kWh", "kg": lambda v: f"{v:.3g} kg"}
+
+
+def _interval(r: dict[str, Any], key: str, unit: str) -> str:
+    f = FORMATS[unit]
+    return f"{f(r[key])} [{f(r[key + '_p10'])}, {f(r[key + '_p90'])}]"
+
+
+def render(records: list[dict[str, Any]], console: Console) -> None:
+    """Print predictions as one table (a column per device) plus notes."""
+    r0 = records[0]
+    console.print(f"[bold]{r0['target']}[/bold]  {r0['mode']} step, batch {r0['batch_size']}, {r0['precision']}: "
+                  f"{si(r0['flops'], 'FLOP')}, {si(r0['bytes_accessed'], 'B')} accessed, {si(r0['params'])} params")
+    table = Table(title=f"predicted (median [10 %, 90 %]), model {r0['model_version']}", title_justify="left")
+    table.add_column("")
+    for r in records:
+        table.add_column(r["hardware"] + (" *" if r["extrapolated"] else ""), justify="right")
+    rows: list[tuple[str, Any]] = [
+        ("step time", lambda r: _interval(r, "step_time_s", "s")),
+        ("step energy", lambda r: _interval(r, "step_energy_j", "J")),
+        ("peak memory", lambda r: f"{si(r['peak_memory_bytes'], 'B', 1024)} of {si(r['memory_bytes'], 'B', 1024)}"),
+        ("fits", lambda r: "yes" if r["fits"] else "[red]no[/red]"),
+        ("calibrated", lambda r: "yes" if r["calibrated"] else "no (wider intervals)"),
+    ]
+    if "run_time_s" in r0:
+        rows += [("run steps", lambda r: str(r["steps"])),
+                 ("run time", lambda r: _interval(r, "run_time_s", "s")),
+                 ("run energy", lambda r: _interval(r, "run_energy_kwh", "kWh")),
+                 ("run CO2", lambda r: f"{_interval(r, 'run_co2_kg', 'kg')} ({r['region']}, PUE {r['pue']:g})")]
+    if "max_batch_size" in r0:
+        rows.append(("max batch size", lambda r: str(r["max_batch_size"])))
+    for label, cell in rows:
+        table.add_row(label, *(cell(r) for r in records))
+    console.print(table)
+    if any(r["extrapolated"] for r in records):
+        console.print("* extrapolated: outside the training range")
+    for r in records:
+        for note in r["notes"]:
+            console.print(f"[yellow]{r['hardware']}:[/yellow] {note}")
+    if r0["unsupported_ops"]:
+        listed = ", ".join(f"{k} x{v}" for k, v in list(r0["unsupported_ops"].items())[:8])
+        console.print(f"[yellow]unsupported ops (bytes only):[/yellow] {listed}")
+
+
+def run_fit(args: argparse.Namespace) -> int:
+    """Run ``flopcast fit``; returns the exit code."""
+    from flopcast.predictor.io import save_model
+    from flopcast.predictor.training import FitConfig, fit_from_paths
+
+    config = FitConfig(data=tuple(args.data), out=args.out, n_estimators=args.n_estimators,
+                       progress=not args.no_progress)
+    model = fit_from_paths(config)
+    save_model(model, config.out)
+    rows = ", ".join(f"{k}: {e['op_rows']} ops, {e['step_rows']} steps" for k, e in model.hardware.items())
+    print(f"wrote model {model.version} to {config.out} ({rows})")
+    return 0

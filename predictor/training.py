@@ -1,0 +1,271 @@
+"""Fit a :class:`~flopcast.predictor.model.CostModel` from measurement tables (``flopcast fit``'s work).
+
+Op models learn from microbenchmark rows; the step stages learn from measured zoo steps, each re-analysed
+(cached) and composed from op predictions exactly as ``predict`` composes a new model's step.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from flopcast.calibration.descriptor import HardwareDescriptor
+from flopcast.datasets.loader import Dataset, load_datasets, trusted_rows
+from flopcast.features.trace_model import flopcast_version
+from flopcast.predictor.analysis_cache import StepAnalysis, zoo_step
+from flopcast.predictor.compose import compose, step_frame
+from flopcast.predictor.featurize import HardwareView, featurize
+from flopcast.predictor.memory import MemoryModel
+from flopcast.predictor.model import CostModel
+from flopcast.predictor.op_model import OpPowerModel, OpTimeModel
+from flopcast.predictor.power import MEASURED_POWER_SOURCES, power_share_target, step_energy_base_j
+from flopcast.predictor.step_model import StepEnergyModel, StepTimeModel
+
+log = logging.getLogger(__name__)
+
+TINY_OP_SHARE = 0.1
+"""Share of a device's microbenchmark rows, those with the least roofline time, that measure its overhead."""
+MIN_TINY_OPS = 5
+MIN_POWER_ROWS = 20
+"""Fewest op rows with measured power for a power model (else the prior shares)."""
+
+
+class FitError(ValueError):
+    """Not enough data to fit a model."""
+
+
+@dataclass(frozen=True)
+class FitConfig:
+    """Everything ``flopcast fit`` needs.
+
+    Attributes:
+        data: hardware folders or folders of them (empty: the released ``datasets/``).
+        out: model directory to write.
+        n_estimators: boosting rounds of the op time model.
+        progress: show progress while analysing measured steps.
+        op_model_params: further keyword arguments of :class:`OpTimeModel`.
+    """
+
+    data: tuple[Path, ...] = ()
+    out: Path = Path("flopcast-model")
+    n_estimators: int = 300
+    progress: bool = True
+    op_model_params: dict[str, Any] = field(default_factory=dict)
+
+
+def descriptors_of(ds: Dataset) -> dict[str, HardwareDescriptor]:
+    """Descriptor objects of a dataset's devices."""
+    return {name: HardwareDescriptor.from_dict(d) for name, d in ds.descriptors.items()}
+
+
+def fitted_overhead_s(mb: pd.DataFrame, view: HardwareView) -> float:
+    """Launch overhead of one device, s: median time of its smallest ops (by roofline time).
+
+    The :data:`TINY_OP_SHARE` of rows with the least work (at least :data:`MIN_TINY_OPS`) are bound by
+    dispatch and launch; with fewer rows the view's measured or prior value is kept.
+    """
+    if len(mb) < MIN_TINY_OPS:
+        return view.launch_overhead_s
+    roofline = featurize(mb, view)["roofline_s"].to_numpy()
+    n = max(MIN_TINY_OPS, int(TINY_OP_SHARE * len(mb)))
+    return float(np.median(mb["time_s"].to_numpy(float)[np.argsort(roofline)[:n]]))
+
+
+def imputed_efficiencies(descs: dict[str, HardwareDescriptor]) -> dict[str, dict[str, float]]:
+    """Median measured / spec peak (fp32) and bandwidth per device kind, for devices never measured."""
+    out: dict[str, dict[str, float]] = {}
+    for kind in {d.kind for d in descs.values()}:
+        views = [HardwareView.of(d) for d in descs.values() if d.kind == kind]
+        peak = [v.peak_eff.get("fp32", math.nan) for v in views]
+        bw = [v.bw_eff for v in views]
+        out[kind] = {k: float(np.nanmedian(x)) for k, x in (("peak", peak), ("bw", bw)) if np.isfinite(x).any()}
+    return out
+
+
+def op_training_frame(mb: pd.DataFrame, views: dict[str, HardwareView]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """Features, launch overheads and hardware-balancing weights of trusted microbenchmark rows."""
+    frames, overheads, weights = [], [], []
+    for name, rows in mb.groupby("hardware"):
+        if name not in views:
+            log.warning("skipping %d microbenchmark rows of %s: no descriptor", len(rows), name)
+            continue
+        frames.append(featurize(rows, views[name]))
+        overheads.append(np.full(len(rows), views[name].launch_overhead_s))
+        weights.append(np.full(len(rows), len(mb) / len(rows)))
+    if not frames:
+        raise FitError("no trusted microbenchmark rows with a descriptor: nothing to fit the op model on")
+    return pd.concat(frames), np.concatenate(overheads), np.concatenate(weights)
+
+
+def fit_cost_model(ds: Dataset, config: FitConfig = FitConfig(), analyse: Callable[..., StepAnalysis] = zoo_step
+                   ) -> CostModel:
+    """Fit every part of the cost model on a dataset.
+
+    Args:
+        ds: measurement tables (see :func:`flopcast.datasets.loader.load_datasets`).
+        config: fit options.
+        analyse: ``(model, batch_size, mode, precision, optimizer, device) -> StepAnalysis`` of a zoo step.
+
+    Raises:
+        FitError: without trusted microbenchmark rows.
+    """
+    descs = descriptors_of(ds)
+    mb = trusted_rows(ds.microbench)
+    eff = imputed_efficiencies(descs)
+    views = {}
+    for name, d in descs.items():
+        base = HardwareView.of(d, None, eff.get(d.kind, {}))
+        rows = mb[mb["hardware"] == name]
+        views[name] = HardwareView.of(d, fitted_overhead_s(rows, base) if len(rows) else None, eff.get(d.kind, {}))
+    features, overheads, weights = op_training_frame(mb, views)
+    op_time = OpTimeModel(n_estimators=config.n_estimators, **config.op_model_params)
+    op_time.fit(features, mb.loc[features.index, "time_s"].to_numpy(float), overheads, weights)
+    op_power = _fit_power(mb, features, descs)
+    model = CostModel(op_time, op_power, StepTimeModel(), StepEnergyModel(), MemoryModel(), imputed_eff=eff)
+    model.hardware = {name: {"descriptor": ds.descriptors[name], "overhead_s": views[name].launch_overhead_s,
+                             "op_rows": int((mb["hardware"] == name).sum()), "step_rows": 0,
+                             "energy_source": "none"} for name in descs}
+    steps, frame = composed_steps(model, trusted_rows(ds.steps), descs, analyse, config.progress)
+    fit_step_stages(model, steps, frame)
+    for name in descs:
+        rows = steps[steps["hardware"] == name]
+        model.hardware[name].update(step_rows=len(rows), energy_source=energy_source(rows))
+    model.info = {"dataset_version": ds.version, "checksums": ds.checksums, "flopcast_version": flopcast_version(),
+                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "metrics": {"op_time": op_time.train_metrics_,
+                              "op_power": op_power.train_metrics_ if op_power else None,
+                              "steps": len(steps)}}
+    return model
+
+
+def _fit_power(mb: pd.DataFrame, features: pd.DataFrame, descs: dict[str, HardwareDescriptor]) -> OpPowerModel | None:
+    ok = mb["energy_source"].isin(MEASURED_POWER_SOURCES) & (mb["avg_power_w"] > 0)
+    if ok.sum() < MIN_POWER_ROWS:
+        return None
+    share = np.concatenate([power_share_target(g["avg_power_w"], descs[h]) for h, g in mb[ok].groupby("hardware")])
+    index = np.concatenate([g.index.to_numpy() for _, g in mb[ok].groupby("hardware")])
+    return OpPowerModel().fit(features.loc[index], share)
+
+
+def composed_steps(model: CostModel, steps: pd.DataFrame, descs: dict[str, HardwareDescriptor],
+                   analyse: Callable[..., StepAnalysis], progress: bool = False) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Measured steps that could be analysed, and their step frame (ops composed on their own device).
+
+    Returns:
+        The kept step rows (with ``est_peak_memory_bytes`` from the analysis) and the aligned step frame.
+    """
+    kept, rows = [], []
+    from rich.progress import track
+
+    for i, r in track(list(steps.iterrows()), description="composing measured steps", disable=not progress,
+                      transient=True):
+        d = descs.get(str(r["hardware"]))
+        if d is None:
+            continue
+        device = "cuda" if d.kind == "gpu" else "cpu"
+        try:
+            step = analyse(str(r["model"]), int(r["batch_size"]), str(r["mode"]), str(r["precision"]),
+                           str(r["optimizer"]), device)
+        except (KeyError, ValueError, RuntimeError) as e:
+            log.warning("skipping measured step %s: %s", r["model"], e)
+            continue
+        kept.append(i)
+        rows.append({"hardware": d.name, "kind": d.kind, "mode": r["mode"],
+                     "composed": compose(model, step.ops, d, str(r["precision"])),
+                     "est": step.peak_memory_bytes})
+    out = steps.loc[kept].reset_index(drop=True)
+    out["est_peak_memory_bytes"] = [r["est"] for r in rows]
+    return out, step_frame(rows)
+
+
+def fit_step_stages(model: CostModel, steps: pd.DataFrame, frame: pd.DataFrame) -> None:
+    """Fit the step time, energy and memory stages of ``model`` in place (empty stages without steps)."""
+    if frame.empty:
+        frame = pd.DataFrame(columns=["hardware", "kind", "mode", "ops_s", "ops_p10_s", "ops_p90_s", "n_ops",
+                                      "launch_bound_share", "power_share", "roofline_s", "energy_base_j",
+                                      "est_peak_memory_bytes"])
+    groups = steps["family"].astype(str).to_numpy() if len(steps) else None
+    model.step_time.fit(frame, steps["time_s"].to_numpy(float) if len(steps) else np.zeros(0), groups)
+    frame = with_energy_base(model, frame)
+    has_e = (steps["energy_j"].astype(float) > 0).to_numpy() if len(steps) else np.zeros(0, bool)
+    model.step_energy.fit(frame[has_e], steps.loc[has_e, "energy_j"].to_numpy(float),
+                          groups[has_e] if groups is not None else None)
+    mem = frame.assign(est_peak_memory_bytes=steps["est_peak_memory_bytes"].to_numpy(float) if len(steps) else [])
+    model.memory.fit(mem, steps["measured_peak_memory_bytes"].astype(float).to_numpy() if len(steps) else [])
+
+
+def with_energy_base(model: CostModel, frame: pd.DataFrame) -> pd.DataFrame:
+    """The frame with ``step_time_s`` (predicted median) and ``energy_base_j`` columns."""
+    frame = frame.copy()
+    if frame.empty:
+        frame["step_time_s"], frame["energy_base_j"] = [], []
+        return frame
+    frame["step_time_s"] = model.step_time.predict(frame)[:, 1]
+    base = np.empty(len(frame))
+    for i, (_, r) in enumerate(frame.iterrows()):
+        d = HardwareDescriptor.from_dict(model.hardware[r["hardware"]]["descriptor"]) \
+            if r["hardware"] in model.hardware else None
+        base[i] = step_energy_base_j(np.array([r["step_time_s"]]), np.array([r["ops_s"]]),
+                                     np.array([r["power_share"]]), d)[0] if d else math.nan
+    frame["energy_base_j"] = base
+    return frame
+
+
+def energy_source(steps: pd.DataFrame) -> str:
+    """The most common energy source of measured steps with energy (``none`` without any)."""
+    if steps.empty:
+        return "none"
+    sources = steps.loc[steps["energy_j"].notna(), "energy_source"].dropna()
+    return str(sources.mode().iloc[0]) if len(sources) else "none"
+
+
+def fit_from_paths(config: FitConfig) -> CostModel:
+    """Load the configured data and fit (``flopcast fit`` without the saving)."""
+    ds = load_datasets(list(config.data) or None)
+    if ds.microbench.empty:
+        where = ", ".join(map(str, config.data)) or "datasets/"
+        raise FitError(f"no microbenchmark rows in {where}: run `flopcast calibrate` or pass --data DIR")
+    return fit_cost_model(ds, config)
+
+
+def calibrate_model(model: CostModel, folder: str | Path) -> tuple[CostModel, HardwareDescriptor]:
+    """A copy of ``model`` calibrated for the device of one campaign folder (``predict --calibration``).
+
+    The op models are kept; the device gets its own fitted launch overhead and, from the folder's measured
+    steps, its own step time, energy and memory stages. A device the model was trained on is returned as is.
+
+    Returns:
+        The calibrated model and the folder's descriptor.
+
+    Raises:
+        FitError: when the folder holds other than exactly one device.
+    """
+    ds = load_datasets([folder])
+    if len(ds.descriptors) != 1:
+        raise FitError(f"--calibration {folder}: expected one device's campaign, found {len(ds.descriptors)}")
+    name, d = next(iter(descriptors_of(ds).items()))
+    if model.trained_name(d) is not None:
+        return model, d
+    mb = trusted_rows(ds.microbench)
+    view = HardwareView.of(d, None, model.imputed_eff.get(d.kind, {}))
+    local = CostModel(model.op_time, model.op_power, StepTimeModel(), StepEnergyModel(), MemoryModel(),
+                      imputed_eff=model.imputed_eff, info=model.info)
+    local.hardware = {name: {"descriptor": ds.descriptors[name], "op_rows": len(mb), "energy_source": "none",
+                             "overhead_s": fitted_overhead_s(mb, view) if len(mb) else view.launch_overhead_s}}
+    steps, frame = composed_steps(local, trusted_rows(ds.steps), {name: d}, zoo_step)
+    fit_step_stages(local, steps, frame)
+    local.hardware[name].update(step_rows=len(steps), energy_source=energy_source(steps))
+    merged = CostModel(model.op_time, model.op_power, StepTimeModel(), StepEnergyModel(), MemoryModel(),
+                       hardware={**model.hardware, **local.hardware}, imputed_eff=model.imputed_eff, info=model.info)
+    for part in ("step_time", "step_energy", "memory"):
+        own = {k: v for k, v in getattr(local, part).stages_.items() if k == name}
+        getattr(merged, part).stages_ = {**getattr(model, part).stages_, **own}
+    return merged, d

@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import pytest
+
+from flopcast.datasets.loader import load_datasets
+from flopcast.datasets.validate import spearman, validate
+from tests.datasets.synthetic import write_folder
+
+
+@pytest.fixture
+def ds(tmp_path):
+    write_folder(tmp_path, "test-cpu", n_ops=60)
+    write_folder(tmp_path, "test-gpu", n_ops=60)
+    return load_datasets([tmp_path])
+
+
+def test_synthetic_data_is_valid(ds):
+    assert validate(ds) == []
+
+
+def _first(df, category):
+    return df.index[df["category"] == category][0]
+
+
+@pytest.mark.parametrize(("breakage", "message"), [
+    ("negative_time", "non-finite or non-positive time_s"),
+    ("above_peak", "above 1.1 x the spec peak"),
+    ("energy_over_tdp", "exceeds TDP x time_s"),
+    ("negative_energy", "non-positive energy_j"),
+    ("shuffled_family", "ranks poorly with work"),
+])
+def test_each_physics_problem_is_named(ds, breakage, message):
+    mb = ds.microbench
+    if breakage == "negative_time":
+        mb.loc[0, "time_s"] = -1.0
+    elif breakage == "above_peak":
+        i = _first(mb, "matmul")
+        mb.loc[i, "time_s"] = mb.loc[i, "flops"] / (mb.loc[i, "hw_peak_fp32"] * 5)
+    elif breakage in ("energy_over_tdp", "negative_energy"):
+        i = mb.index[mb["energy_j"].notna()][0]
+        mb.loc[i, "energy_j"] = -1.0 if breakage == "negative_energy" else 10 * mb.loc[i, "hw_tdp_w"] * mb.loc[i, "time_s"]
+    else:
+        rows = (mb["hardware"] == "test-cpu") & (mb["category"] == "elementwise")
+        mb.loc[rows, "time_s"] = mb.loc[rows, "time_s"].to_numpy()[::-1]
+    problems = validate(ds)
+    assert any(message in p for p in problems), problems
+
+
+def test_missing_column_is_named(ds):
+    problems = validate(type(ds)(ds.microbench.drop(columns=["flops"]), ds.steps, ds.descriptors))
+    assert problems == ["microbench: missing column(s) flops"]
+
+
+def test_spearman():
+    assert spearman([1, 2, 3], [10, 20, 30]) == pytest.approx(1.0)
+    assert spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
