@@ -82,7 +82,7 @@ def row_peak_flops_per_s(df: pd.DataFrame) -> pd.Series:
         if col in df:
             rows = df["dtype"] == dtype
             out[rows] = df.loc[rows, col]
-    return out.fillna(df["hw_peak_fp32"] if "hw_peak_fp32" in df else np.nan)
+    return out.fillna(df.get("hw_peak_fp32", np.nan))
 
 
 def check_peak(mb: pd.DataFrame) -> list[str]:
@@ -92,7 +92,8 @@ def check_peak(mb: pd.DataFrame) -> list[str]:
         return []
     throughput = rows["flops"].astype(float) / rows["time_s"]
     bad = rows[throughput > PEAK_TOLERANCE * row_peak_flops_per_s(rows)]
-    return [_problem(f"microbench: rows above {PEAK_TOLERANCE:g} x the spec peak FLOP/s", bad["key"])] if len(bad) else []
+    text = f"microbench: rows above {PEAK_TOLERANCE:g} x the spec peak FLOP/s"
+    return [_problem(text, bad["key"])] if len(bad) else []
 
 
 def check_energy(df: pd.DataFrame, table: str) -> list[str]:

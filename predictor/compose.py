@@ -82,8 +82,9 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
     if known.any():
         q[known] = model.op_time.predict(f[known], hw.launch_overhead_s)
     if (~known).any():
-        mid = (f.loc[~known, "roofline_s"].to_numpy() + hw.launch_overhead_s) * np.exp(model.op_time.fallback_log_ratio_)
-        q[~known] = mid[:, None] * np.exp(np.array([-FALLBACK_LOG_INTERVAL, 0.0, FALLBACK_LOG_INTERVAL]))
+        base = f.loc[~known, "roofline_s"].to_numpy() + hw.launch_overhead_s
+        spread = np.array([-FALLBACK_LOG_INTERVAL, 0.0, FALLBACK_LOG_INTERVAL])
+        q[~known] = base[:, None] * np.exp(model.op_time.fallback_log_ratio_ + spread)
     share = model.op_power.predict(f) if model.op_power is not None else prior_power_share(f)
     total = float(q[:, 1].sum())
     out_of_range = _outside(f, model.op_time.ranges_, EXTRAPOLATION_FEATURES[:2], OP_RANGE_MARGIN)
@@ -98,7 +99,8 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
         fallback=dict(Counter(f.loc[~known, "category"])),
         extrapolated_share=float(q[out_of_range, 1].sum() / total) if total > 0 else 0.0,
         hardware_out_of_range=_hardware_outside(f, model.op_time.ranges_),
-        category_s={str(k): float(v) for k, v in pd.Series(q[:, 1], index=f.index).groupby(f["category"]).sum().items()},
+        category_s={str(k): float(v) for k, v in pd.Series(q[:, 1], index=f.index).groupby(f["category"]).sum().items()
+                    },
     )
 
 

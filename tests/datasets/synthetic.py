@@ -43,7 +43,8 @@ def op_rows(n: int, seed: int = 0) -> pd.DataFrame:
                          "output_shapes": json.dumps([[size]]), "flops": size, "bytes_read": 8 * size,
                          "bytes_written": 4 * size})
     df = pd.DataFrame(rows)
-    df["phase"], df["dtype"], df["module"], df["outcome"], df["framework"] = "forward", "float32", "", "formula", "torch"
+    df["phase"], df["dtype"], df["module"] = "forward", "float32", ""
+    df["outcome"], df["framework"] = "formula", "torch"
     df["input_dtypes"], df["attrs"], df["macs"] = '["float32", "float32"]', "{}", df["flops"] // 2
     return df
 
@@ -112,7 +113,8 @@ def steps(device: dict, seed: int = 0) -> pd.DataFrame:
                                  "measured_peak_memory_bytes": int(1.1 * est + 2**20), "est_peak_memory_bytes": est,
                                  "flops": int(ops["flops"].sum()), "op_count": len(ops), "params": 1000,
                                  "bytes_accessed": int((ops["bytes_read"] + ops["bytes_written"]).sum()),
-                                 "time_s": t, "energy_j": t * 0.5 * device["tdp_w"], "avg_power_w": 0.5 * device["tdp_w"]})
+                                 "time_s": t, "energy_j": t * 0.5 * device["tdp_w"],
+                                 "avg_power_w": 0.5 * device["tdp_w"]})
     df = pd.DataFrame(rows)
     df["time_s_min"], df["time_s_max"], df["n_repeats"], df["n_windows"] = df["time_s"], df["time_s"], 10, 3
     df["window_s"], df["energy_window_s"], df["trusted"], df["reason"] = 0.05, 1.0, True, ""

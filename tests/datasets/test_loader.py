@@ -61,5 +61,5 @@ def test_bad_folders_raise_one_line(tmp_path, make):
     path = tmp_path / "nope"
     if make == "empty":
         path.mkdir()
-    with pytest.raises(DatasetError, match="not found|no descriptor"):
+    with pytest.raises(DatasetError, match=r"not found|no descriptor"):
         load_datasets([path])

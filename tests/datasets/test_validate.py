@@ -38,7 +38,8 @@ def test_each_physics_problem_is_named(ds, breakage, message):
         mb.loc[i, "time_s"] = mb.loc[i, "flops"] / (mb.loc[i, "hw_peak_fp32"] * 5)
     elif breakage in ("energy_over_tdp", "negative_energy"):
         i = mb.index[mb["energy_j"].notna()][0]
-        mb.loc[i, "energy_j"] = -1.0 if breakage == "negative_energy" else 10 * mb.loc[i, "hw_tdp_w"] * mb.loc[i, "time_s"]
+        over = 10 * mb.loc[i, "hw_tdp_w"] * mb.loc[i, "time_s"]
+        mb.loc[i, "energy_j"] = -1.0 if breakage == "negative_energy" else over
     else:
         rows = (mb["hardware"] == "test-cpu") & (mb["category"] == "elementwise")
         mb.loc[rows, "time_s"] = mb.loc[rows, "time_s"].to_numpy()[::-1]

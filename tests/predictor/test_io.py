@@ -16,7 +16,8 @@ def test_round_trip_gives_identical_predictions(model, model_dir):
     loaded = load_model(model_dir)
     step = synthetic_analyse("a1", 4, "train", "fp32", "adamw", "cuda")
     d = HardwareDescriptor.from_dict(DEVICES["test-gpu"])
-    assert predict_on(loaded, step, d, "fp32", "train").to_dict() == predict_on(model, step, d, "fp32", "train").to_dict()
+    before = predict_on(model, step, d, "fp32", "train").to_dict()
+    assert predict_on(loaded, step, d, "fp32", "train").to_dict() == before
     assert loaded.version == model.version
 
 

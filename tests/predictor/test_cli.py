@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import json
+import shutil
+
+import pytest
+
+from flopcast.predictor.main import main
+from tests.datasets.synthetic import DEVICES
+
+TARGET = '''
+import torch
+INPUTS = ["float32[B,64]"]
+
+
+def build():
+    return torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
+'''
+
+REQUIRED_KEYS = {
+    "flops", "bytes_accessed", "params", "peak_memory_bytes", "fits", "step_time_s", "step_time_s_p10",
+    "step_time_s_p90", "step_energy_j", "step_energy_j_p10", "step_energy_j_p90", "op_mix", "unsupported_ops",
+    "hardware", "calibrated", "model_version",
+}
+RUN_KEYS = {"run_time_s", "run_energy_kwh", "run_co2_kg"}
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli")
+    (root / "net.py").write_text(TARGET)
+    for name, d in DEVICES.items():
+        (root / f"{name}.json").write_text(json.dumps(d))
+    partial = {k: v for k, v in DEVICES["test-gpu"].items() if k not in ("memory_bytes", "kind")}
+    (root / "partial.json").write_text(json.dumps(partial))
+    return root
+
+
+def _predict(files, model_dir, *extra):
+    return main(["predict", str(files / "net.py:build"), "--batch-size", "8", "--model", str(model_dir), *extra])
+
+
+def test_json_has_the_contract_keys(files, model_dir, capsys):
+    code = _predict(files, model_dir, "--hardware", str(files / "test-gpu.json"), "--json",
+                    "--dataset-size", "1000", "--epochs", "2", "--region", "FR", "--pue", "1.2")
+    out = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert set(out) >= REQUIRED_KEYS | RUN_KEYS
+    assert out["hardware"] == "test-gpu" and out["calibrated"] is True and out["steps"] == 250
+    assert out["run_co2_kg"] == pytest.approx(out["run_energy_kwh"] * 1.2 * out["carbon_intensity_g_per_kwh"] / 1000)
+
+
+def test_several_devices_make_one_comparison(files, model_dir, capsys):
+    devices = f"{files / 'test-gpu.json'},{files / 'test-cpu.json'},h100"
+    assert _predict(files, model_dir, "--hardware", devices) == 0
+    out = capsys.readouterr().out
+    assert all(name in out for name in ("test-gpu", "test-cpu", "h100-sxm")) and "step time" in out
+    assert _predict(files, model_dir, "--hardware", devices, "--json") == 0
+    records = json.loads(capsys.readouterr().out)
+    assert [r["hardware"] for r in records] == ["test-gpu", "test-cpu", "h100-sxm"]
+    assert [r["calibrated"] for r in records] == [True, True, False]
+
+
+def test_max_batch_in_json(files, model_dir, capsys):
+    assert _predict(files, model_dir, "--hardware", str(files / "test-gpu.json"), "--json", "--max-batch") == 0
+    assert json.loads(capsys.readouterr().out)["max_batch_size"] > 8
+
+
+@pytest.fixture
+def corrupt_model(model_dir, tmp_path):
+    copy = shutil.copytree(model_dir, tmp_path / "bad")
+    (copy / "op_time.ubj").write_bytes(b"x")
+    return copy
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--hardware", "h1000"], "did you mean"),
+    (["--hardware", "{partial}"], "missing field(s): kind, memory_bytes"),
+    (["--hardware", "h100", "--dataset-size", "10", "--region", "ZZZ"], "unknown --region"),
+    (["--hardware", "h100", "--pue", "0.5"], "--pue must be >= 1"),
+    (["--hardware", "h100", "--model", "{bad}"], "checksum differs"),
+])
+def test_bad_input_is_one_line_and_exit_2(files, model_dir, corrupt_model, capsys, args, message):
+    args = [a.format(partial=files / "partial.json", bad=corrupt_model) for a in args]
+    code = main(["predict", str(files / "net.py:build"), "--model", str(model_dir), *args])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2
+    assert len(err) == 1 and message in err[0], err
+
+
+def test_extrapolation_warns(files, model_dir, capsys):
+    future = dict(DEVICES["test-gpu"], name="future", peak_flops_per_s={"fp32": 1e17},
+                  memory_bandwidth_bytes_per_s=1e15, calibrated=False)
+    (files / "future.json").write_text(json.dumps(future))
+    assert _predict(files, model_dir, "--hardware", str(files / "future.json"), "--json") == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["extrapolated"] is True
+    assert "warning: future: prediction extrapolates" in captured.err
+
+
+def test_fit_writes_a_loadable_model(data_root, tmp_path, capsys):
+    data = shutil.copytree(data_root / "test-gpu", tmp_path / "data" / "test-gpu")
+    (data / "steps.parquet").unlink()
+    out = tmp_path / "model"
+    assert main(["fit", "--data", str(tmp_path / "data"), "--out", str(out), "--n-estimators", "5",
+                 "--no-progress"]) == 0
+    assert "wrote model" in capsys.readouterr().out and (out / "metadata.json").is_file()
+    assert main(["fit", "--data", str(tmp_path / "nothing"), "--out", str(out)]) == 2

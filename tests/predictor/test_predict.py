@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+
+from flopcast.calibration.descriptor import HardwareDescriptor
+from flopcast.predictor.carbon import UnknownRegionError, carbon_intensity_g_per_kwh
+from flopcast.predictor.predict import max_batch_size, predict_on, run_totals, widen
+from tests.datasets.synthetic import DEVICES
+from tests.predictor.conftest import synthetic_analyse
+
+GPU = HardwareDescriptor.from_dict(DEVICES["test-gpu"])
+
+
+def _width(q):
+    return math.log(q[2] / q[0])
+
+
+def test_trained_device_is_calibrated_with_ordered_intervals(model):
+    p = predict_on(model, synthetic_analyse("b2", 1, "train", "fp32", "adamw", "cuda"), GPU, "fp32", "train")
+    assert p.calibrated and not p.extrapolated
+    assert p.step_time_s[0] <= p.step_time_s[1] <= p.step_time_s[2]
+    assert p.step_energy_j[0] <= p.step_energy_j[1] <= p.step_energy_j[2]
+    assert p.fits and p.peak_memory_bytes > p.est_peak_memory_bytes
+
+
+def test_uncalibrated_device_gets_wider_intervals(model):
+    step = synthetic_analyse("b2", 4, "train", "fp32", "adamw", "cuda")
+    known = predict_on(model, step, GPU, "fp32", "train")
+    other = predict_on(model, step, replace(GPU, name="other-gpu", calibrated=False), "fp32", "train")
+    assert not other.calibrated
+    assert _width(other.step_time_s) > _width(known.step_time_s)
+    assert _width(other.step_energy_j) > _width(known.step_energy_j)
+
+
+def test_widen_keeps_the_median():
+    lo, mid, hi = widen((1.0, 2.0, 3.0))
+    assert mid == 2.0 and lo < 1.0 and hi > 3.0
+
+
+def test_unknown_category_falls_back_to_roofline(model):
+    step = synthetic_analyse("b2", 4, "train", "fp32", "adamw", "cuda")
+    ops = step.ops.copy()
+    ops.loc[0, "category"] = "softmax"
+    p = predict_on(model, replace(step, ops=ops), GPU, "fp32", "train")
+    assert p.composed.fallback == {"softmax": 1}
+    assert any("predicted from the roofline" in n for n in p.notes)
+
+
+def test_device_beyond_the_training_range_is_extrapolated(model):
+    future = replace(GPU, name="future-gpu", peak_flops_per_s={"fp32": 6e15}, memory_bandwidth_bytes_per_s=3e14)
+    p = predict_on(model, synthetic_analyse("a1", 4, "train", "fp32", "adamw", "cuda"), future, "fp32", "train")
+    assert p.extrapolated and any("extrapolated" in n for n in p.notes)
+
+
+@pytest.mark.parametrize("guess", [1, 7, 50, 10_000])
+def test_max_batch_finds_the_largest_fitting_batch(guess):
+    assert max_batch_size(lambda b: 100 + 10 * b <= 1000, guess) == 90
+
+
+def test_max_batch_is_monotone_in_memory():
+    results = [max_batch_size(lambda b, cap=cap: 100 + 10 * b <= cap, 3) for cap in (50, 120, 1000, 5000, 10**9)]
+    assert results[0] == 0 and results == sorted(results) and results[-1] == 1 << 20
+
+
+def test_run_totals_arithmetic(model):
+    p = predict_on(model, synthetic_analyse("a1", 4, "train", "fp32", "adamw", "cuda"), GPU, "fp32", "train")
+    r = run_totals(p, batch_size=4, dataset_size=1001, epochs=3, region="FR", pue=1.2)
+    assert r["steps"] == 251 * 3
+    assert r["run_time_s"] == pytest.approx(p.step_time_s[1] * 753)
+    assert r["run_energy_kwh"] == pytest.approx(p.step_energy_j[1] * 753 / 3.6e6)
+    intensity, code = carbon_intensity_g_per_kwh("FRA")
+    assert code == "FRA" and r["carbon_intensity_g_per_kwh"] == intensity
+    assert r["run_co2_kg"] == pytest.approx(r["run_energy_kwh"] * intensity / 1000 * 1.2)
+
+
+def test_carbon_intensity_lookup():
+    assert carbon_intensity_g_per_kwh("FR") == carbon_intensity_g_per_kwh("fra")
+    assert carbon_intensity_g_per_kwh(None)[1] == "world"
+    with pytest.raises(UnknownRegionError, match="unknown --region"):
+        carbon_intensity_g_per_kwh("XX")
+
+
+def test_memory_fit_learns_allocator_overhead(model):
+    est = 500 * 2**20
+    assert model.memory.predict("test-gpu", "gpu", est) == pytest.approx(1.1 * est + 2**20, rel=0.05)
+    assert model.memory.predict("unknown", "other", est) == est
+
+
+def test_step_time_is_close_on_a_trained_device(model, dataset):
+    steps = dataset.steps[(dataset.steps["hardware"] == "test-cpu") & (dataset.steps["model"] == "c1")]
+    cpu = HardwareDescriptor.from_dict(DEVICES["test-cpu"])
+    errors = []
+    for _, r in steps.iterrows():
+        step = synthetic_analyse(r["model"], int(r["batch_size"]), r["mode"], "fp32", "adamw", "cpu")
+        errors.append(abs(predict_on(model, step, cpu, "fp32", r["mode"]).step_time_s[1] / r["time_s"] - 1))
+    assert pd.Series(errors).median() < 0.25
