@@ -58,9 +58,11 @@ def predict_config_from_args(args: argparse.Namespace) -> Any:
 def prediction_records(config: Any, analyses: dict[str, Any], predictions: list[Any], model_version: str
                        ) -> list[dict[str, Any]]:
     """One JSON-ready record per device: analysis summary, prediction, run totals, model version."""
+    from flopcast.predictor.featurize import analysis_device
+
     out = []
     for p in predictions:
-        a = analyses["cuda" if p.kind == "gpu" else "cpu"]
+        a = analyses[analysis_device(p.kind)]
         out.append({"target": config.analysis.target, "batch_size": config.analysis.batch_size,
                     "mode": config.analysis.mode, "precision": config.analysis.precision,
                     **analysis_summary(a), **p.to_dict(), "model_version": model_version})

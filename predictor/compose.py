@@ -77,16 +77,10 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
     work = ops[~is_free(ops)]
     hw = model.view(d)
     f = featurize(work, hw, precision)
-    known = f["category"].isin(model.op_time.known_categories()).to_numpy()
-    q = np.empty((len(f), 3))
-    if known.any():
-        q[known] = model.op_time.predict(f[known], hw.launch_overhead_s)
-    if (~known).any():
-        base = f.loc[~known, "roofline_s"].to_numpy() + hw.launch_overhead_s
-        spread = np.array([-FALLBACK_LOG_INTERVAL, 0.0, FALLBACK_LOG_INTERVAL])
-        q[~known] = base[:, None] * np.exp(model.op_time.fallback_log_ratio_ + spread)
+    q, known = op_quantiles(model, f, hw.launch_overhead_s)
     share = model.op_power.predict(f) if model.op_power is not None else prior_power_share(f)
     total = float(q[:, 1].sum())
+    by_category = pd.Series(q[:, 1], index=f.index).groupby(f["category"]).sum()
     out_of_range = _outside(f, model.op_time.ranges_, EXTRAPOLATION_FEATURES[:2], OP_RANGE_MARGIN)
     return ComposedStep(
         ops_s=total,
@@ -99,9 +93,25 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
         fallback=dict(Counter(f.loc[~known, "category"])),
         extrapolated_share=float(q[out_of_range, 1].sum() / total) if total > 0 else 0.0,
         hardware_out_of_range=_hardware_outside(f, model.op_time.ranges_),
-        category_s={str(k): float(v) for k, v in pd.Series(q[:, 1], index=f.index).groupby(f["category"]).sum().items()
-                    },
+        category_s={str(k): float(v) for k, v in by_category.items()},
     )
+
+
+def op_quantiles(model: CostModel, f: pd.DataFrame, overhead_s: float) -> tuple[np.ndarray, np.ndarray]:
+    """Time quantiles of featurized ops, s, shape ``(n, 3)``, and which ops had a trained category.
+
+    Ops of a category the op model never saw get the roofline-plus-launch time scaled by the training
+    median ratio, with a factor-3 interval.
+    """
+    known = f["category"].isin(model.op_time.known_categories()).to_numpy()
+    q = np.empty((len(f), 3))
+    if known.any():
+        q[known] = model.op_time.predict(f[known], overhead_s)
+    if (~known).any():
+        base = f.loc[~known, "roofline_s"].to_numpy() + overhead_s
+        spread = np.array([-FALLBACK_LOG_INTERVAL, 0.0, FALLBACK_LOG_INTERVAL])
+        q[~known] = base[:, None] * np.exp(model.op_time.fallback_log_ratio_ + spread)
+    return q, known
 
 
 def _outside(f: pd.DataFrame, ranges: dict[str, list[float]], names: tuple[str, ...], margin: float) -> np.ndarray:

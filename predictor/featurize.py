@@ -83,6 +83,11 @@ class HardwareView:
         return cls(d, float(overhead), peak_eff, float(bw_eff))
 
 
+def analysis_device(kind: str) -> str:
+    """The ``analyze --device`` of a device kind: ``cpu`` for CPUs, ``cuda`` (GPU autocast policy) otherwise."""
+    return "cpu" if kind == "cpu" else "cuda"
+
+
 def peak_key(dtype: str, category: str, precision: str, kind: str) -> str:
     """Descriptor dtype key whose peak bounds an op: fp32 matmul-like ops use ``tf32`` under tf32 on a GPU."""
     key = DTYPE_KEYS.get(dtype, dtype)

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from flopcast.predictor.op_model import check_fitted
-from flopcast.predictor.step_model import MIN_STEPS
+from flopcast.predictor.step_model import MIN_STEPS, MIN_STEPS_FULL
 
 CONTEXT_BYTES = {"gpu": 512 * 2**20, "cpu": 0, "other": 0}
 """Device memory taken outside the allocator's peak (CUDA context, cuBLAS workspace), bytes."""
@@ -82,11 +82,16 @@ class MemoryModel:
 
 
 def _fit_affine(est: np.ndarray, measured: np.ndarray) -> dict[str, float]:
-    """``measured ~ scale x est + offset`` minimising relative error; scale bounded, offset then refitted."""
-    w = 1.0 / measured
-    a = np.column_stack([est * w, w])
-    scale, offset = np.linalg.lstsq(a, np.ones_like(measured), rcond=None)[0]
-    scale = float(np.clip(scale, *SCALE_BOUNDS))
+    """``measured ~ scale x est + offset`` minimising relative error; scale bounded, offset then refitted.
+
+    With fewer than ``MIN_STEPS_FULL`` rows the scale stays 1 and only the offset (allocator/context bytes)
+    is fitted.
+    """
+    scale = 1.0
+    if len(est) >= MIN_STEPS_FULL:
+        w = 1.0 / measured
+        a = np.column_stack([est * w, w])
+        scale = float(np.clip(np.linalg.lstsq(a, np.ones_like(measured), rcond=None)[0][0], *SCALE_BOUNDS))
     offset = float(np.median(measured - scale * est))
     rel = (scale * est + offset) / measured - 1.0
     return {"scale": scale, "offset_bytes": offset, "rows": float(len(est)),

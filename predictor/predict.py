@@ -24,6 +24,7 @@ from flopcast.features.config import AnalyzeConfig
 from flopcast.predictor.analysis_cache import StepAnalysis
 from flopcast.predictor.carbon import carbon_intensity_g_per_kwh
 from flopcast.predictor.compose import ComposedStep, compose
+from flopcast.predictor.featurize import analysis_device
 from flopcast.predictor.memory import CONTEXT_BYTES, fits_in_memory
 from flopcast.predictor.model import CostModel
 from flopcast.predictor.power import step_energy_base_j
@@ -133,7 +134,8 @@ class Prediction:
 def resolve_hardware(name: str, calibration: HardwareDescriptor | None = None) -> HardwareDescriptor:
     """Descriptor of a ``--hardware`` item: ``local`` (probed), a catalog name or alias, or a descriptor file.
 
-    A calibration descriptor of the same kind replaces ``local`` and is returned for a name it carries.
+    A calibration descriptor replaces ``local`` and any name resolving to its device (same name, or same
+    vendor name and kind).
 
     Raises:
         UnknownHardwareError: unknown name (close matches listed).
@@ -147,7 +149,11 @@ def resolve_hardware(name: str, calibration: HardwareDescriptor | None = None) -
         return probe_local()[0]
     if calibration is not None and name == calibration.name:
         return calibration
-    return get_hardware(name)
+    d = get_hardware(name)
+    if calibration is not None and (d.name == calibration.name or (
+            d.vendor_name and d.vendor_name == calibration.vendor_name and d.kind == calibration.kind)):
+        return calibration
+    return d
 
 
 def widen(q: tuple[float, float, float]) -> tuple[float, float, float]:
@@ -298,7 +304,7 @@ def predict(config: PredictConfig, model: CostModel, analyse: Callable[[AnalyzeC
     analyses: dict[str, Analysis] = {}
     out = []
     for d in devices:
-        device = "cuda" if d.kind == "gpu" else "cpu"
+        device = analysis_device(d.kind)
         if device not in analyses:
             analyses[device] = analyse(replace(config.analysis, device=device))
         a = analyses[device]

@@ -33,6 +33,23 @@ PRIOR_LOG_INTERVAL = (math.log(0.5), math.log(2.0))
 MIN_STEPS = 4
 """Fewest measured steps for a stage of its own (fewer: pooled by device kind, or the prior)."""
 
+MIN_STEPS_FULL = 24
+"""Fewest steps for the full design; with fewer, a stage fits only its intercept and train/infer offset."""
+
+
+def sized_design(z: np.ndarray) -> np.ndarray:
+    """The design a stage can afford for its row count.
+
+    With fewer than :data:`MIN_STEPS_FULL` rows only the intercept and the last column (the train flag) are
+    kept; the others are zeroed, so their coefficients are 0.
+    """
+    z = np.asarray(z, float)
+    if len(z) >= MIN_STEPS_FULL:
+        return z
+    out = np.zeros_like(z)
+    out[:, 0], out[:, -1] = z[:, 0], z[:, -1]
+    return out
+
 
 def _ridge(z: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
     """Ridge coefficients; the first column (the intercept) is not penalised."""
@@ -67,7 +84,7 @@ class LogLinearStage:
         Returns:
             ``self``.
         """
-        z, y = np.asarray(z, float), np.asarray(log_ratio, float)
+        z, y = sized_design(z), np.asarray(log_ratio, float)
         self.coef_ = _ridge(z, y, self.alpha)
         self.z_min_, self.z_max_ = z.min(axis=0), z.max(axis=0)
         resid = held_out_residuals(z, y, groups, self.alpha)
@@ -195,7 +212,8 @@ class StepTimeModel(_StageSet):
 
     def _loss(self, f: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None, cost: float) -> float:
         base = base_step_time_s(f, cost)
-        return float(np.mean(np.abs(held_out_residuals(time_design(f, base), y - np.log(base), groups, self.alpha))))
+        z = sized_design(time_design(f, base))
+        return float(np.mean(np.abs(held_out_residuals(z, y - np.log(base), groups, self.alpha))))
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Step time quantiles, s, shape ``(n, 3)``; without a stage, at least as wide as the op-sum interval.

@@ -22,7 +22,7 @@ from flopcast.datasets.loader import Dataset, load_datasets, trusted_rows
 from flopcast.features.trace_model import flopcast_version
 from flopcast.predictor.analysis_cache import StepAnalysis, zoo_step
 from flopcast.predictor.compose import compose, step_frame
-from flopcast.predictor.featurize import HardwareView, featurize
+from flopcast.predictor.featurize import HardwareView, analysis_device, featurize
 from flopcast.predictor.memory import MemoryModel
 from flopcast.predictor.model import CostModel
 from flopcast.predictor.op_model import OpPowerModel, OpTimeModel
@@ -105,14 +105,8 @@ def op_training_frame(mb: pd.DataFrame, views: dict[str, HardwareView]) -> tuple
     return pd.concat(frames), np.concatenate(overheads), np.concatenate(weights)
 
 
-def fit_cost_model(ds: Dataset, config: FitConfig = FitConfig(), analyse: Callable[..., StepAnalysis] = zoo_step
-                   ) -> CostModel:
-    """Fit every part of the cost model on a dataset.
-
-    Args:
-        ds: measurement tables (see :func:`flopcast.datasets.loader.load_datasets`).
-        config: fit options.
-        analyse: ``(model, batch_size, mode, precision, optimizer, device) -> StepAnalysis`` of a zoo step.
+def fit_op_stage(ds: Dataset, config: FitConfig = FitConfig()) -> CostModel:
+    """A cost model with fitted op models and device table, and empty (unfitted) step stages.
 
     Raises:
         FitError: without trusted microbenchmark rows.
@@ -133,16 +127,33 @@ def fit_cost_model(ds: Dataset, config: FitConfig = FitConfig(), analyse: Callab
     model.hardware = {name: {"descriptor": ds.descriptors[name], "overhead_s": views[name].launch_overhead_s,
                              "op_rows": int((mb["hardware"] == name).sum()), "step_rows": 0,
                              "energy_source": "none"} for name in descs}
+    model.info = {"dataset_version": ds.version, "checksums": ds.checksums, "flopcast_version": flopcast_version(),
+                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "metrics": {"op_time": op_time.train_metrics_,
+                              "op_power": op_power.train_metrics_ if op_power else None}}
+    return model
+
+
+def fit_cost_model(ds: Dataset, config: FitConfig = FitConfig(), analyse: Callable[..., StepAnalysis] = zoo_step
+                   ) -> CostModel:
+    """Fit every part of the cost model on a dataset.
+
+    Args:
+        ds: measurement tables (see :func:`flopcast.datasets.loader.load_datasets`).
+        config: fit options.
+        analyse: ``(model, batch_size, mode, precision, optimizer, device) -> StepAnalysis`` of a zoo step.
+
+    Raises:
+        FitError: without trusted microbenchmark rows.
+    """
+    model = fit_op_stage(ds, config)
+    descs = descriptors_of(ds)
     steps, frame = composed_steps(model, trusted_rows(ds.steps), descs, analyse, config.progress)
     fit_step_stages(model, steps, frame)
     for name in descs:
         rows = steps[steps["hardware"] == name]
         model.hardware[name].update(step_rows=len(rows), energy_source=energy_source(rows))
-    model.info = {"dataset_version": ds.version, "checksums": ds.checksums, "flopcast_version": flopcast_version(),
-                  "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-                  "metrics": {"op_time": op_time.train_metrics_,
-                              "op_power": op_power.train_metrics_ if op_power else None,
-                              "steps": len(steps)}}
+    model.info["metrics"]["steps"] = len(steps)
     return model
 
 
@@ -170,7 +181,7 @@ def composed_steps(model: CostModel, steps: pd.DataFrame, descs: dict[str, Hardw
         d = descs.get(str(r["hardware"]))
         if d is None:
             continue
-        device = "cuda" if d.kind == "gpu" else "cpu"
+        device = analysis_device(d.kind)
         try:
             step = analyse(str(r["model"]), int(r["batch_size"]), str(r["mode"]), str(r["precision"]),
                            str(r["optimizer"]), device)
@@ -236,7 +247,8 @@ def fit_from_paths(config: FitConfig) -> CostModel:
     return fit_cost_model(ds, config)
 
 
-def calibrate_model(model: CostModel, folder: str | Path) -> tuple[CostModel, HardwareDescriptor]:
+def calibrate_model(model: CostModel, folder: str | Path, analyse: Callable[..., StepAnalysis] = zoo_step
+                    ) -> tuple[CostModel, HardwareDescriptor]:
     """A copy of ``model`` calibrated for the device of one campaign folder (``predict --calibration``).
 
     The op models are kept; the device gets its own fitted launch overhead and, from the folder's measured
@@ -260,7 +272,7 @@ def calibrate_model(model: CostModel, folder: str | Path) -> tuple[CostModel, Ha
                       imputed_eff=model.imputed_eff, info=model.info)
     local.hardware = {name: {"descriptor": ds.descriptors[name], "op_rows": len(mb), "energy_source": "none",
                              "overhead_s": fitted_overhead_s(mb, view) if len(mb) else view.launch_overhead_s}}
-    steps, frame = composed_steps(local, trusted_rows(ds.steps), {name: d}, zoo_step)
+    steps, frame = composed_steps(local, trusted_rows(ds.steps), {name: d}, analyse)
     fit_step_stages(local, steps, frame)
     local.hardware[name].update(step_rows=len(steps), energy_source=energy_source(steps))
     merged = CostModel(model.op_time, model.op_power, StepTimeModel(), StepEnergyModel(), MemoryModel(),

@@ -31,6 +31,11 @@ def packet(op: str) -> str:
     return ".".join(op.split(".")[:2])
 
 
+def short_name(row: Mapping[str, Any]) -> str:
+    """Operator of an op-table row without namespace and overload: ``aten.add.Tensor`` -> ``add``."""
+    return packet(str(row["op"])).split(".")[1]
+
+
 def itemsize(dtype: str) -> int:
     """Bytes per element of a dtype key (fp32, tf32, bf16, fp16)."""
     return TORCH_DTYPES[dtype].itemsize

@@ -17,11 +17,11 @@ from flopcast.calibration.microbench.base import (
     Config,
     MatrixFamily,
     as_matrix,
-    packet,
     rand,
     row_dtype,
     row_shapes,
     sample_matrix,
+    short_name,
 )
 
 UNARY = {"relu": torch.relu, "gelu": F.gelu, "silu": F.silu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
@@ -53,7 +53,7 @@ class Unary(MatrixFamily):
         dtype = row_dtype(row)
         if dtype is None:
             return None
-        return {"op": packet(str(row["op"])).split(".")[1], **as_matrix(row_shapes(row)[0]), "dtype": dtype}
+        return {"op": short_name(row), **as_matrix(row_shapes(row)[0]), "dtype": dtype}
 
 
 @register_family
@@ -89,4 +89,4 @@ class Binary(MatrixFamily):
             broadcast = "scalar"
         else:
             broadcast = "row" if other[-1] == dims["cols"] else "col"
-        return {"op": packet(str(row["op"])).split(".")[1], "broadcast": broadcast, **dims, "dtype": dtype}
+        return {"op": short_name(row), "broadcast": broadcast, **dims, "dtype": dtype}

@@ -15,11 +15,11 @@ from flopcast.calibration.microbench.base import (
     Config,
     MatrixFamily,
     as_matrix,
-    packet,
     rand,
     row_dtype,
     row_shapes,
     sample_matrix,
+    short_name,
 )
 
 REDUCTIONS = {"sum": torch.sum, "mean": torch.mean, "amax": torch.amax}
@@ -48,4 +48,4 @@ class Reduction(MatrixFamily):
         dtype, shapes = row_dtype(row), row_shapes(row)
         if dtype is None or not shapes or not shapes[0]:
             return None
-        return {"op": packet(str(row["op"])).split(".")[1], "dim": 1, **as_matrix(shapes[0]), "dtype": dtype}
+        return {"op": short_name(row), "dim": 1, **as_matrix(shapes[0]), "dtype": dtype}

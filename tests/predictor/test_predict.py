@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 
 from flopcast.calibration.descriptor import HardwareDescriptor
+from flopcast.datasets.loader import load_datasets
 from flopcast.predictor.carbon import UnknownRegionError, carbon_intensity_g_per_kwh
 from flopcast.predictor.predict import max_batch_size, predict_on, run_totals, widen
 from tests.datasets.synthetic import DEVICES
@@ -98,3 +99,20 @@ def test_step_time_is_close_on_a_trained_device(model, dataset):
         step = synthetic_analyse(r["model"], int(r["batch_size"]), r["mode"], "fp32", "adamw", "cpu")
         errors.append(abs(predict_on(model, step, cpu, "fp32", r["mode"]).step_time_s[1] / r["time_s"] - 1))
     assert pd.Series(errors).median() < 0.25
+
+
+def test_calibration_folder_makes_a_new_device_calibrated(dataset, data_root, tmp_path):
+    from flopcast.predictor.training import FitConfig, calibrate_model, fit_cost_model
+    from tests.datasets.synthetic import write_folder
+    from tests.predictor.conftest import synthetic_analyse as analyse
+
+    gpu_only = fit_cost_model(load_datasets([data_root / "test-gpu"]), FitConfig(n_estimators=20, progress=False),
+                              analyse=analyse)
+    cpu = HardwareDescriptor.from_dict(DEVICES["test-cpu"])
+    step = analyse("a1", 1, "train", "fp32", "adamw", "cpu")
+    before = predict_on(gpu_only, step, cpu, "fp32", "train")
+    calibrated, d = calibrate_model(gpu_only, write_folder(tmp_path, "test-cpu", n_ops=40), analyse=analyse)
+    after = predict_on(calibrated, step, d, "fp32", "train")
+    assert not before.calibrated and after.calibrated
+    assert calibrated.step_time.stage_key("test-cpu", "cpu") == "test-cpu"
+    assert "test-cpu" not in gpu_only.hardware  # the original model is left alone

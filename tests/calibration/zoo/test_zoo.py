@@ -6,12 +6,13 @@ import re
 
 import pytest
 import torch
+from torch._subclasses.fake_tensor import FakeTensorMode
+
 from flopcast.calibration import zoo
 from flopcast.calibration.zoo import ZOO, ZooModel, get, names
 from flopcast.calibration.zoo.mobilenet import mobilenet_v2
 from flopcast.calibration.zoo.resnet import resnet18, resnet50
 from flopcast.calibration.zoo.vgg import vgg11, vgg11_bn
-from torch._subclasses.fake_tensor import FakeTensorMode
 
 _SPEC = re.compile(r"^(?P<dtype>\w+)\[(?P<dims>[^\]]*)\](?:<(?P<high>\d+))?$")
 
