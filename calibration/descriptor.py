@@ -120,3 +120,25 @@ DTYPE_KEYS = {
     "int8": "int8",
     "uint8": "int8",
 }
+
+TF32_CATEGORIES = ("matmul", "conv", "attention", "rnn")
+"""Op categories whose fp32 work runs on tensor cores as TF32 when TF32 is enabled on a GPU."""
+
+
+def peak_key(dtype: str, category: str, precision: str, kind: str) -> str:
+    """Descriptor dtype key of the peak FLOP/s that bounds one op.
+
+    fp32 matmul-like ops use ``tf32`` under ``--precision tf32`` on a GPU. fp32 convolutions on a GPU use
+    ``tf32`` at every precision: cuDNN runs them as TF32 unless ``torch.backends.cudnn.allow_tf32`` is
+    switched off (its default is on, unlike ``torch.backends.cuda.matmul.allow_tf32``).
+
+    Args:
+        dtype: torch dtype name of the op (``float32``) or ``tf32``.
+        category: op category (``matmul``, ``conv``, ...).
+        precision: step precision (``fp32``, ``tf32``, ``bf16``, ``fp16``).
+        kind: ``gpu`` or ``cpu``.
+    """
+    key = DTYPE_KEYS.get(dtype, dtype)
+    if key == "fp32" and kind == "gpu" and category in TF32_CATEGORIES and (precision == "tf32" or category == "conv"):
+        return "tf32"
+    return key

@@ -20,7 +20,7 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     p = subparsers.add_parser(
         "predict", help="predict step time, energy, memory and run CO2 on a chosen CPU or GPU",
         description="Predict, before the run, how long one training or inference step takes, how much energy it "
-                    "uses and whether it fits in memory, on one or more devices, with 10-90 %% intervals.",
+                    "uses and whether it fits in memory, on one or more devices, with 10-90 % intervals.",
     )
     add_target_arguments(p)
     p.add_argument("--hardware", default="local", metavar="NAME|FILE|local",

@@ -15,10 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from flopcast.calibration.descriptor import DTYPE_KEYS, HardwareDescriptor
-
-TF32_CATEGORIES = ("matmul", "conv", "attention", "rnn")
-"""Categories whose fp32 ops run on TF32 tensor cores when the precision is ``tf32`` (GPU only)."""
+from flopcast.calibration.descriptor import HardwareDescriptor, peak_key
+from flopcast.features.attention_mask import executed_flops
 
 TILE_ELEMENTS = {"matmul": 128 * 128, "conv": 128 * 128, "attention": 128 * 64, "rnn": 128 * 128}
 """Output elements one thread block (GPU) or task (CPU) computes, by category; others use :data:`DEFAULT_TILE`."""
@@ -88,14 +86,6 @@ def analysis_device(kind: str) -> str:
     return "cpu" if kind == "cpu" else "cuda"
 
 
-def peak_key(dtype: str, category: str, precision: str, kind: str) -> str:
-    """Descriptor dtype key whose peak bounds an op: fp32 matmul-like ops use ``tf32`` under tf32 on a GPU."""
-    key = DTYPE_KEYS.get(dtype, dtype)
-    if key == "fp32" and precision == "tf32" and kind == "gpu" and category in TF32_CATEGORIES:
-        return "tf32"
-    return key
-
-
 def _shape_stats(shapes_json: pd.Series) -> pd.DataFrame:
     """Largest and smallest dims of the first input, output numel and rank, input count: one row per op."""
     cache: dict[str, tuple[float, ...]] = {}
@@ -155,7 +145,7 @@ def featurize(ops: pd.DataFrame, hw: HardwareView, precision: str = "fp32") -> p
         One row per op: :data:`FEATURES` (categoricals as strings), ``roofline_s`` (s) and ``peak_key``.
     """
     d = hw.descriptor
-    flops = ops["flops"].astype("float64").fillna(0.0).to_numpy()
+    flops = executed_flops(ops)
     nbytes = (ops["bytes_read"].astype("float64").fillna(0.0) + ops["bytes_written"].astype("float64").fillna(0.0)
               ).to_numpy()
     category = ops["category"].astype(str)
