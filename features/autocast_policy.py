@@ -4,7 +4,9 @@ CUDA's autocast kernels cannot run on this CPU-only tracing path (autograd refus
 without a CUDA build), so this TorchFunctionMode applies CUDA's published op lists above autograd:
 lower-precision ops cast their floating inputs to the autocast dtype, fp32 ops to float32,
 ``fp32_set_opt_dtype`` ops get ``dtype=float32`` and promote ops run in the widest input dtype.
-Casts of leaf tensors that require grad are cached within the region, as autocast does. Lists follow
+Float32 -> autocast-dtype casts of leaf tensors that require grad (the weights) are cached within the
+region, as autocast does, except under ``torch.inference_mode``, where torch no longer caches since
+pytorch#165068 (the installed torch is probed, see :data:`CACHES_UNDER_INFERENCE_MODE`). Lists follow
 ``aten/src/ATen/autocast_mode.cpp`` (CUDA section); float64 tensors are never cast.
 Attention goes through :func:`flopcast.features.cuda_sdpa.cuda_sdpa`, which picks CUDA's fused kernel.
 """
@@ -79,6 +81,40 @@ FP32_SET_DTYPE_FUNCS = _resolve(_FP32_SET_DTYPE)
 PROMOTE_FUNCS = _resolve(_PROMOTE)
 
 
+def _caches_under_inference_mode() -> bool:
+    """Whether the installed torch's autocast caches weight casts inside ``torch.inference_mode``.
+
+    ``cached_cast`` in ``aten/src/ATen/autocast_mode.cpp`` is shared by every device type; since
+    pytorch#165068 (merged December 2025; torch 2.11 measured on a GPU) it skips the cache when
+    inference mode is on, so an inference step holds no bf16/fp16 copy of a weight beyond the op using
+    it. Probed on CPU autocast: two bf16 linears on one fp32 weight cast it once when the cast is
+    cached, twice when it is not.
+    """
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    weight = torch.ones(3, 2, requires_grad=True)
+    casts = []
+
+    class CountCasts(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func is torch.ops.aten._to_copy.default and tuple(args[0].shape) == (3, 2):
+                casts.append(func)
+            return func(*args, **(kwargs or {}))
+
+    try:
+        with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16), CountCasts():
+            x = torch.ones(1, 2)
+            torch.nn.functional.linear(x, weight)
+            torch.nn.functional.linear(x, weight)
+    except Exception:  # pragma: no cover - a torch without CPU bf16 autocast: assume the current rule
+        return False
+    return len(casts) == 1
+
+
+CACHES_UNDER_INFERENCE_MODE = _caches_under_inference_mode()
+"""Whether autocast keeps weight casts cached under ``torch.inference_mode`` (older torch does)."""
+
+
 def _eligible(t: Any) -> bool:
     return isinstance(t, torch.Tensor) and t.is_floating_point() and t.dtype is not torch.float64
 
@@ -103,7 +139,10 @@ class CudaTargetEmulation(TorchFunctionMode):
             return type(x)(self._cast(v, dtype) for v in x)
         if not _eligible(x) or x.dtype is dtype:
             return x
-        cacheable = x.is_leaf and x.requires_grad and dtype is self.dtype
+        # as ``cached_cast``: fp32 leaves that require grad, not views, cast to the autocast dtype
+        cacheable = (x.is_leaf and x.requires_grad and not x._is_view() and x.dtype is torch.float32
+                     and dtype is self.dtype
+                     and (CACHES_UNDER_INFERENCE_MODE or not torch.is_inference_mode_enabled()))
         if cacheable and id(x) in self._cache and self._cache[id(x)][0] is x:
             return self._cache[id(x)][1]
         y = x.to(dtype)

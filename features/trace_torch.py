@@ -3,6 +3,9 @@
 Nothing is allocated for weights or activations and no device work happens: the model is built on the
 meta device, moved to fake CPU tensors, and one step runs under the recorder, which costs each op from
 the formula registry, labels its phase and owning module, and tracks storage lifetimes for peak memory.
+CompositeImplicitAutograd ops that reach the recorder whole (under ``inference_mode``, which skips the
+Autograd keys) are decomposed as real execution decomposes them: an infer step records the kernels a
+real one runs.
 """
 
 from __future__ import annotations
@@ -58,6 +61,41 @@ def _real_alias(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tor
     return None
 
 
+_COMPOSITE_IMPLICIT = torch._C.DispatchKey.CompositeImplicitAutograd
+_decomposes: dict[Any, bool] = {}
+
+
+def _is_composite_implicit(func: Any) -> bool:
+    """Whether ``func`` has a C++ CompositeImplicitAutograd kernel (cached per overload).
+
+    Only the C++ kernel counts: ops such as ``aten.lstm.input`` or ``aten.native_batch_norm`` also
+    carry Python ``py_impl`` decompositions (for tracing compilers) that eager execution never runs.
+    """
+    known = _decomposes.get(func)
+    if known is None:
+        try:
+            known = torch._C._dispatch_has_kernel_for_dispatch_key(func.name(), _COMPOSITE_IMPLICIT)
+        except (AttributeError, RuntimeError):  # not an OpOverload, or unknown to the dispatcher
+            known = False
+        _decomposes[func] = known
+    return known
+
+
+def _decompose(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """Run the C++ CompositeImplicitAutograd kernel of ``func``: its parts dispatch as separate ops."""
+    op_dk = getattr(func, "_op_dk", None)
+    if op_dk is None:  # pragma: no cover  (older torch)
+        return func.decompose(*args, **kwargs)
+    return op_dk(_COMPOSITE_IMPLICIT, *args, **kwargs)
+
+
+# Inside these composites a plain tensor takes the in-place op where a tensor subclass (FakeTensor)
+# takes the out-of-place one (``isTensorSubclassLike`` branches kept for composite compliance): ``linear``
+# adds its bias in place to the fresh matmul result. The recorder runs what a real tensor runs, so
+# that no result-sized temporary appears that a real step never allocates.
+_REAL_INPLACE = {(aten.linear.default, aten.add.Tensor): aten.add_.Tensor}
+
+
 def footprint_bytes(t: torch.Tensor) -> int:
     """Bytes a kernel touches reading ``t``: broadcast (stride-0) dims are read once, not per use."""
     if t.numel() == 0:
@@ -108,6 +146,7 @@ class OpRecorder(TorchDispatchMode):
         self.modules = modules
         self.memory = memory
         self.framework = framework
+        self._composites: list[Any] = []  # the composite ops being decomposed, innermost last
 
     @property
     def where(self) -> str:
@@ -125,10 +164,24 @@ class OpRecorder(TorchDispatchMode):
                 "or a Python branch on a tensor); flopcast runs on shapes only: make shapes static "
                 "(--dim / --input) or move the value-dependent code out of the model"
             )
+        if self._composites:
+            func = _REAL_INPLACE.get((self._composites[-1], func), func)
         try:
             out = _real_alias(func, args, kwargs)
-            if out is None:
-                out = func(*args, **kwargs)
+            if out is not None:
+                return out  # the real kernel returns its input: no work, nothing to record
+            if _is_composite_implicit(func):
+                # Under inference_mode the Autograd keys are skipped, so composite ops (linear,
+                # layer_norm, dropout, to, scaled_dot_product_attention, gru, ...) reach this mode
+                # whole. Real execution runs their decomposition; so do we, re-entering this mode so
+                # that each part is recorded (and the composite itself is not: no double count).
+                self._composites.append(func)
+                try:
+                    with self:
+                        return _decompose(func, args, kwargs)
+                finally:
+                    self._composites.pop()
+            out = func(*args, **kwargs)
         except _DATA_DEPENDENT as e:
             raise DataDependentError(
                 f"{self.where} calls {op_name(func)}, whose output shape depends on tensor values "

@@ -28,10 +28,14 @@ Attention (``attention.py``)
     (scale + an 8-FLOP softmax). Backward: 2.5x the forward's MACs (recomputed ``Q K^T``, ``dO V^T``,
     ``P^T dO``, ``dS K``, ``dS^T Q``, as torch's flop counter) plus 8 FLOPs per score. H is the number
     of query heads (GQA broadcasts K/V). Causal masking is *not* discounted: the full Lq x Lkv matrix
-    is charged (flash kernels skip about half the blocks; the predictor sees ``is_causal``).
+    is charged (torch's convention). Flash kernels skip the masked blocks: cost models use the executed
+    share from ``features/attention_mask.py``. The fused inference paths ``_native_multi_head_attention``
+    (``nn.MultiheadAttention``) and ``_transformer_encoder_layer_fwd`` (``nn.TransformerEncoderLayer``
+    in eval without grad) are charged the sum of their unfused ops: projections as ``addmm``,
+    attention as above, layer norms, the feed-forward activation and the residual adds.
 
 Element-wise (``pointwise.py``, table ``POINTWISE_FLOPS``)
-    FLOPs per output element: add/sub/mul/div/neg/abs/sqrt/rsqrt/compare/relu/max/min = 1,
+    FLOPs per output element: add/sub/mul/div/floor_divide/neg/abs/sqrt/rsqrt/compare/relu/max/min = 1,
     transcendental (exp, log, tanh, sigmoid, erf, sin, cos, pow) = ``TRANSCENDENTAL`` = 4,
     addcmul/addcdiv/lerp = 3, sigmoid/tanh backward = 3, silu = 5, silu backward = 9,
     gelu = 8 (erf form; the tanh form is charged the same), gelu backward = 13, native_dropout = 3,

@@ -66,6 +66,7 @@ POINTWISE_FLOPS: dict[str, int] = {
             "trunc",
             "remainder",
             "fmod",
+            "floor_divide",  # ``a // b``: the div(rounding_mode="floor") kernel, charged as div
         ],
         1,
     ),

@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from flopcast.calibration import windows
 from flopcast.calibration.energy import NullMeter
 from flopcast.calibration.windows import (
     TIMER_RESOLUTION_S,
@@ -55,6 +56,7 @@ def test_nested_and_overlapping_windows(clock):
     monitor.begin_window("step")
     clock.advance(0.25)
     monitor.begin_window("other")
+    assert monitor.elapsed_s("step") == pytest.approx(0.25)  # a peek leaves the window open
     step = monitor.end_window("step")
     clock.advance(0.25)
     other = monitor.end_window("other")
@@ -71,6 +73,8 @@ def test_window_name_errors(clock):
         monitor.begin_window("a")
     with pytest.raises(KeyError, match="no open measurement window 'b'"):
         monitor.end_window("b")
+    with pytest.raises(KeyError, match="no open measurement window 'b'"):
+        monitor.elapsed_s("b")
 
 
 def test_end_window_divides_by_repeats(clock):
@@ -112,6 +116,55 @@ def test_measure_with_energy(clock):
     assert m.trusted, m.reason
     assert m.energy_window_s >= 0.5 and m.energy_source == "rapl"
     assert m.energy_j == pytest.approx(80.0 * 0.004) and m.avg_power_w == pytest.approx(80.0)
+
+
+class BoostingWorkload:
+    """Takes ``slow_s`` per call until the energy window opens (the meter's first read), then ``fast_s``.
+
+    The energy window's repetitions are planned from the timed windows, so a workload that speeds up
+    inside it (GPU clocks boosting, caches warming) would end the window short of its target.
+    """
+
+    def __init__(self, clock: FakeClock, slow_s: float, fast_s: float):
+        self.clock, self.slow_s, self.fast_s, self.fast = clock, slow_s, fast_s, False
+
+    def __call__(self) -> None:
+        self.clock.advance(self.fast_s if self.fast else self.slow_s)
+
+
+class BoostOnReadMeter(ConstantPowerMeter):
+    def __init__(self, clock: FakeClock, workload: BoostingWorkload):
+        super().__init__(clock)
+        self.workload = workload
+
+    def read_j(self) -> float | None:
+        self.workload.fast = True
+        return super().read_j()
+
+
+def test_energy_window_reaches_its_length_when_the_workload_speeds_up(clock):
+    fn = BoostingWorkload(clock, slow_s=0.01, fast_s=0.004)
+    m = measure(fn, device="cpu", meter=BoostOnReadMeter(clock, fn), clock=clock, energy_window_s=1.0)
+    # planned from 0.01 s per call: 110 calls, 0.44 s at the boosted speed; the window must go on to 1 s
+    assert m.energy_window_s >= 1.0, m.reason
+    assert m.trusted and "requested" not in m.reason
+    assert m.energy_j == pytest.approx(50.0 * 0.004)
+    assert m.energy_window_s < 1.5  # extended at the observed rate, not by a blind x10
+
+
+def test_energy_window_cut_by_the_repetition_cap_says_so(clock, monkeypatch):
+    monkeypatch.setattr(windows, "MAX_REPEATS", 50)
+    with pytest.warns(UntrustedMeasurementWarning, match="repetition cap"):
+        m = measure(
+            lambda: clock.advance(0.002),
+            device="cpu",
+            meter=ConstantPowerMeter(clock),
+            clock=clock,
+            energy_window_s=1.0,
+        )
+    assert not m.trusted
+    assert m.energy_window_s == pytest.approx(50 * 0.002)
+    assert "< requested 1 s" in m.reason and "repetition cap (50 repetitions)" in m.reason
 
 
 def test_energy_window_shorter_than_update_period_is_untrusted(clock):
