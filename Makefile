@@ -1,5 +1,5 @@
 # Two entry points, each making its own virtual environment on a fresh machine:
-#   make demo   installs flopcast and runs it on the bundled example
+#   make demo   installs flopcast and predicts the cost of the bundled example with the bundled model
 #   make test   installs flopcast with its test extras and runs the test suite (what CI runs)
 # torch==2.13.0 is installed first so pip takes the CPU wheel instead of a multi-GB CUDA build.
 PYTHON ?= python3
@@ -21,7 +21,8 @@ $(VENV)/.test-deps: $(BIN)/flopcast
 	touch $@
 
 demo: $(BIN)/flopcast
-	$(BIN)/flopcast analyze $(EXAMPLE) --batch-size 512
+	$(BIN)/flopcast predict $(EXAMPLE) --batch-size 512 --hardware h200,h100,local \
+		--dataset-size 10000000 --epochs 3 --region FR
 
 test: $(VENV)/.test-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -1,8 +1,9 @@
 """The op table of a zoo step, analysed once and cached (memory and disk): the step model trains on thousands.
 
 ``analyze`` is deterministic for a config, so its op table is keyed by the config, the zoo model's
-source, and the flopcast and torch versions. The disk cache lives in ``$FLOPCAST_CACHE_DIR`` (default
-``~/.cache/flopcast``); a corrupt entry is recomputed.
+source, the source of the static analysis itself (every file of ``flopcast.features``: a fixed formula
+must never be served from a stale entry), and the flopcast and torch versions. The disk cache lives in
+``$FLOPCAST_CACHE_DIR`` (default ``~/.cache/flopcast``); a corrupt entry is recomputed.
 """
 
 from __future__ import annotations
@@ -67,10 +68,24 @@ def _source_digest(model: str) -> str:
     return hashlib.sha256(source.encode()).hexdigest()[:12]
 
 
+@lru_cache(maxsize=1)
+def features_digest() -> str:
+    """SHA-256 (12 hex digits) over the source files of ``flopcast.features``, in path order."""
+    import flopcast.features as features
+
+    h = hashlib.sha256()
+    for root in features.__path__:
+        for path in sorted(Path(root).rglob("*.py")):
+            h.update(path.relative_to(root).as_posix().encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:12]
+
+
 def cache_key(model: str, batch_size: int, mode: str, precision: str, optimizer: str, device: str) -> str:
-    """Key of a zoo step analysis: config, zoo source digest, flopcast and torch versions."""
+    """Key of a zoo step analysis: config, zoo and features source digests, flopcast and torch versions."""
     parts = {"model": model, "batch_size": int(batch_size), "mode": mode, "precision": precision,
              "optimizer": optimizer, "device": device, "source": _source_digest(model),
+             "features": features_digest(),
              "flopcast": flopcast_version(), "torch": torch.__version__}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 

@@ -38,6 +38,8 @@ class ComposedStep:
         ops_p10_s: sum of the ops' 10 % quantiles, s.
         ops_p90_s: sum of the ops' 90 % quantiles, s.
         n_ops: ops that launch work.
+        n_calls: every recorded aten call, views and metadata ops included: each costs host dispatch time,
+            which bounds a step of small ops on a GPU (about 17 us per call for eager PyTorch on the H200 host).
         launch_bound_share: share of those ops predicted within 2 launch overheads.
         power_share: time-weighted dynamic power share of the ops.
         roofline_s: sum of the ops' roofline times, s.
@@ -51,6 +53,7 @@ class ComposedStep:
     ops_p10_s: float
     ops_p90_s: float
     n_ops: int
+    n_calls: int
     launch_bound_share: float
     power_share: float
     roofline_s: float
@@ -87,6 +90,7 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
         ops_p10_s=float(q[:, 0].sum()),
         ops_p90_s=float(q[:, 2].sum()),
         n_ops=len(f),
+        n_calls=len(ops),
         launch_bound_share=float(np.mean(q[:, 1] < LAUNCH_BOUND_FACTOR * hw.launch_overhead_s)) if len(f) else 0.0,
         power_share=float(np.sum(share * q[:, 1]) / total) if total > 0 else float(np.mean(share) if len(f) else 0.0),
         roofline_s=float(f["roofline_s"].sum()),
@@ -133,7 +137,18 @@ def step_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
     for r in rows:
         c: ComposedStep = r["composed"]  # type: ignore[assignment]
         out.append({"hardware": r["hardware"], "kind": r["kind"], "mode": r["mode"], "ops_s": c.ops_s,
-                    "ops_p10_s": c.ops_p10_s, "ops_p90_s": c.ops_p90_s, "n_ops": c.n_ops,
+                    "ops_p10_s": c.ops_p10_s, "ops_p90_s": c.ops_p90_s, "n_ops": c.n_ops, "n_calls": c.n_calls,
                     "launch_bound_share": c.launch_bound_share, "power_share": c.power_share,
-                    "roofline_s": c.roofline_s})
+                    "roofline_s": c.roofline_s, **category_shares(c)})
     return pd.DataFrame(out)
+
+
+STEP_CATEGORIES = ("matmul", "conv", "attention", "rnn", "elementwise", "norm", "softmax", "reduction", "embedding",
+                   "data-movement", "optimizer")
+"""Categories whose share of the predicted op time is a step-stage input (the rest is ``other``)."""
+
+
+def category_shares(c: ComposedStep) -> dict[str, float]:
+    """Share of the step's predicted op time spent in each of :data:`STEP_CATEGORIES`, columns ``share_<cat>``."""
+    total = sum(c.category_s.values())
+    return {f"share_{k}": (c.category_s.get(k, 0.0) / total if total > 0 else 0.0) for k in STEP_CATEGORIES}

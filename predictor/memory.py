@@ -18,7 +18,8 @@ from flopcast.predictor.step_model import MIN_STEPS, MIN_STEPS_FULL
 CONTEXT_BYTES = {"gpu": 512 * 2**20, "cpu": 0, "other": 0}
 """Device memory taken outside the allocator's peak (CUDA context, cuBLAS workspace), bytes."""
 
-SCALE_BOUNDS = (0.5, 3.0)
+SCALE_GRID = tuple(np.round(np.linspace(0.8, 1.5, 29), 4).tolist())
+"""Scales tried by the fit (the identity is always a candidate)."""
 
 
 class MemoryModel:
@@ -82,20 +83,26 @@ class MemoryModel:
 
 
 def _fit_affine(est: np.ndarray, measured: np.ndarray) -> dict[str, float]:
-    """``measured ~ scale x est + offset`` minimising relative error; scale bounded, offset then refitted.
+    """``measured ~ scale x est + offset`` minimising the median absolute relative error.
 
-    With fewer than ``MIN_STEPS_FULL`` rows the scale stays 1 and only the offset (allocator/context bytes)
-    is fitted.
+    Robust on purpose: a few steps far above the estimate (e.g. cuDNN convolution workspaces of fp32
+    convs) must not pull every other prediction up. Candidates are the identity and each scale of
+    :data:`SCALE_GRID` with the median residual as offset; with fewer than ``MIN_STEPS_FULL`` rows the scale
+    stays 1 and only the offset (allocator/context bytes) is tried. The identity wins ties.
     """
-    scale = 1.0
-    if len(est) >= MIN_STEPS_FULL:
-        w = 1.0 / measured
-        a = np.column_stack([est * w, w])
-        scale = float(np.clip(np.linalg.lstsq(a, np.ones_like(measured), rcond=None)[0][0], *SCALE_BOUNDS))
-    offset = float(np.median(measured - scale * est))
-    rel = (scale * est + offset) / measured - 1.0
-    return {"scale": scale, "offset_bytes": offset, "rows": float(len(est)),
-            "median_abs_pct_error": float(np.median(np.abs(rel)) * 100)}
+    scales = SCALE_GRID if len(est) >= MIN_STEPS_FULL else (1.0,)
+    best = (_median_rel_error(est, measured, 1.0, 0.0), 1.0, 0.0)
+    for scale in scales:
+        offset = float(np.median(measured - scale * est))
+        err = _median_rel_error(est, measured, scale, offset)
+        if err < best[0] - 1e-12:
+            best = (err, float(scale), offset)
+    err, scale, offset = best
+    return {"scale": scale, "offset_bytes": offset, "rows": float(len(est)), "median_abs_pct_error": err * 100}
+
+
+def _median_rel_error(est: np.ndarray, measured: np.ndarray, scale: float, offset: float) -> float:
+    return float(np.median(np.abs((scale * est + offset) / measured - 1.0)))
 
 
 def fits_in_memory(peak_bytes: float, memory_bytes: float, kind: str) -> bool:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from flopcast.calibration.catalog import get_hardware
 from flopcast.calibration.descriptor import HardwareDescriptor
@@ -23,7 +22,7 @@ from flopcast.features.analysis import Analysis
 from flopcast.features.config import AnalyzeConfig
 from flopcast.predictor.analysis_cache import StepAnalysis
 from flopcast.predictor.carbon import carbon_intensity_g_per_kwh
-from flopcast.predictor.compose import ComposedStep, compose
+from flopcast.predictor.compose import ComposedStep, compose, step_frame
 from flopcast.predictor.featurize import analysis_device
 from flopcast.predictor.memory import CONTEXT_BYTES, fits_in_memory
 from flopcast.predictor.model import CostModel
@@ -183,9 +182,7 @@ def predict_on(model: CostModel, step: StepAnalysis, d: HardwareDescriptor, prec
     calibrated = trained is not None if calibrated is None else calibrated
     name = trained or d.name
     c = compose(model, step.ops, d, precision)
-    frame = pd.DataFrame([{"hardware": name, "kind": d.kind, "mode": mode, "ops_s": c.ops_s,
-                           "ops_p10_s": c.ops_p10_s, "ops_p90_s": c.ops_p90_s, "n_ops": c.n_ops,
-                           "launch_bound_share": c.launch_bound_share, "power_share": c.power_share}])
+    frame = step_frame([{"hardware": name, "kind": d.kind, "mode": mode, "composed": c}])
     t = tuple(float(x) for x in model.step_time.predict(frame)[0])
     frame["energy_base_j"] = step_energy_base_j(np.array([t[1]]), np.array([c.ops_s]), np.array([c.power_share]), d)
     e = tuple(float(x) for x in model.step_energy.predict(frame)[0])

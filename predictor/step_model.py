@@ -18,7 +18,8 @@ import pandas as pd
 
 from flopcast.predictor.op_model import QUANTILES, check_fitted
 
-STEP_FRAME_COLUMNS = ("hardware", "kind", "mode", "ops_s", "ops_p10_s", "ops_p90_s", "n_ops", "launch_bound_share")
+STEP_FRAME_COLUMNS = ("hardware", "kind", "mode", "ops_s", "ops_p10_s", "ops_p90_s", "n_ops", "n_calls",
+                      "launch_bound_share")
 """Columns of a step frame (see :func:`flopcast.predictor.predict.step_frame`)."""
 
 HOST_COST_GRID_S = (0.0, *np.logspace(-7, -3.5, 22).tolist())
@@ -167,16 +168,26 @@ class _StageSet:
 
 
 def time_design(frame: pd.DataFrame, base_s: np.ndarray) -> np.ndarray:
-    """Design matrix of the time stage: intercept, log10 base time, launch-bound share, train flag."""
+    """Design matrix of the time stage.
+
+    Columns: intercept, log10 base time, launch-bound share, the share of predicted op time of each
+    category (``share_<cat>`` columns where the frame has them: corrects a category the op model gets
+    wrong on real models' shapes), and the train flag last (:func:`sized_design` keeps the first and last).
+    """
+    shares = [frame[c].to_numpy(float) for c in frame.columns if str(c).startswith("share_")]
     return np.column_stack([np.ones(len(frame)), np.log10(np.maximum(base_s, 1e-9)),
-                            frame["launch_bound_share"].to_numpy(float),
+                            frame["launch_bound_share"].to_numpy(float), *shares,
                             (frame["mode"] == "train").to_numpy(float)])
 
 
 def base_step_time_s(frame: pd.DataFrame, host_cost_s: float | np.ndarray) -> np.ndarray:
-    """Physical step time, s: op sum plus host cost per op (CPU) or the larger of the two (GPU)."""
+    """Physical step time, s: op sum plus host cost per call (CPU) or the larger of the two (GPU).
+
+    Host cost is paid by every dispatched aten call (``n_calls``, views included; ``n_ops`` in older frames).
+    """
     ops = frame["ops_s"].to_numpy(float)
-    host = frame["n_ops"].to_numpy(float) * np.asarray(host_cost_s, float)
+    calls = frame["n_calls"] if "n_calls" in frame else frame["n_ops"]
+    host = calls.to_numpy(float) * np.asarray(host_cost_s, float)
     return np.where(frame["kind"].to_numpy() == "gpu", np.maximum(ops, host), ops + host)
 
 

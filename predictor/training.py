@@ -200,7 +200,7 @@ def composed_steps(model: CostModel, steps: pd.DataFrame, descs: dict[str, Hardw
 def fit_step_stages(model: CostModel, steps: pd.DataFrame, frame: pd.DataFrame) -> None:
     """Fit the step time, energy and memory stages of ``model`` in place (empty stages without steps)."""
     if frame.empty:
-        frame = pd.DataFrame(columns=["hardware", "kind", "mode", "ops_s", "ops_p10_s", "ops_p90_s", "n_ops",
+        frame = pd.DataFrame(columns=["hardware", "kind", "mode", "ops_s", "ops_p10_s", "ops_p90_s", "n_ops", "n_calls",
                                       "launch_bound_share", "power_share", "roofline_s", "energy_base_j",
                                       "est_peak_memory_bytes"])
     groups = steps["family"].astype(str).to_numpy() if len(steps) else None
