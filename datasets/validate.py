@@ -6,6 +6,7 @@ rows are skipped by the physics checks, as the predictor skips them).
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -147,26 +148,38 @@ def check_energy(df: pd.DataFrame, table: str) -> list[str]:
 def check_monotonic(mb: pd.DataFrame, min_rows: int = 6) -> list[str]:
     """Families (per hardware, main op and dtype: one kernel each) whose times do not rank with their work.
 
-    Work is ``flops + bytes_read + bytes_written``. Rows whose roofline time (max of FLOPs over the spec
-    peak, bytes over the bandwidth) is below :data:`OVERHEAD_BOUND` x the measured launch overhead are left
-    out: their time is dispatch (one launch or hundreds, as in a many-tensor optimizer step), not work.
-    Groups with fewer than ``min_rows`` rows or less than a 10x spread of work are skipped (too little to judge).
+    Work is the roofline time, ``max(FLOPs / spec peak, bytes / bandwidth)`` (s). Rows whose roofline time
+    is below :data:`OVERHEAD_BOUND` x the measured launch overhead are left out: their time is dispatch (one
+    launch or hundreds, as in a many-tensor optimizer step), not work.
+    Degenerate matmuls (m, n or k = 1: GEMV and outer products, which BLAS runs on other, often much slower
+    kernels) are left out too: they are real costs for the predictor, not a different timer. Groups with fewer
+    than ``min_rows`` rows or less than a 10x spread of work are skipped (too little to judge).
     """
     problems = []
     moved = mb["bytes_read"].astype(float) + mb["bytes_written"].astype(float)
-    work = mb["flops"].astype(float) + moved
     bandwidth = mb["hw_measured_bandwidth_bytes_per_s"].fillna(mb["hw_memory_bandwidth_bytes_per_s"])
     roofline_s = np.maximum(mb["flops"].astype(float) / row_peak_flops_per_s(mb), moved / bandwidth)
-    sized = mb.assign(_work=work)
+    sized = mb.assign(_work=roofline_s)
     sized = sized[~(roofline_s < OVERHEAD_BOUND * sized["hw_launch_overhead_s"].fillna(0.0))]
+    sized = sized[~sized["config"].map(degenerate_matmul).astype(bool)]
     for (hw, family, op, dtype), g in sized.groupby(["hardware", "family", "op", "dtype"], dropna=False):
-        if len(g) < min_rows or g["_work"].max() < 10 * max(g["_work"].min(), 1.0):
+        if len(g) < min_rows or g["_work"].max() < 10 * g["_work"].min():
             continue
         rho = spearman(g["_work"], g["time_s"])
         if not rho >= MIN_RANK_CORRELATION:
             problems.append(f"microbench: {hw} {family} {op} {dtype}: time ranks poorly with work "
                             f"(Spearman {rho:.2f} < {MIN_RANK_CORRELATION} over {len(g)} rows)")
     return problems
+
+
+def degenerate_matmul(config: object) -> bool:
+    """Whether a microbenchmark config is a matmul with m, n or k equal to 1 (GEMV or outer product)."""
+    try:
+        c = json.loads(config) if isinstance(config, str) else dict(config or {})
+    except (TypeError, ValueError):
+        return False
+    dims = [c.get(k) for k in ("m", "n", "k")]
+    return all(isinstance(d, int) for d in dims) and min(dims) == 1
 
 
 def spearman(a: pd.Series | np.ndarray, b: pd.Series | np.ndarray) -> float:

@@ -8,17 +8,20 @@ Float32 -> autocast-dtype casts of leaf tensors that require grad (the weights) 
 region, as autocast does, except under ``torch.inference_mode``, where torch no longer caches since
 pytorch#165068 (the installed torch is probed, see :data:`CACHES_UNDER_INFERENCE_MODE`). Lists follow
 ``aten/src/ATen/autocast_mode.cpp`` (CUDA section); float64 tensors are never cast.
-Attention goes through :func:`flopcast.features.cuda_sdpa.cuda_sdpa`, which picks CUDA's fused kernel.
+Attention goes through :func:`flopcast.features.cuda_sdpa.cuda_sdpa`, which picks CUDA's fused kernel;
+recurrent layers through :func:`flopcast.features.cuda_rnn.cuda_rnn`, one fused cuDNN call per layer stack.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
 from torch.overrides import TorchFunctionMode
 
+from flopcast.features.cuda_rnn import RNN_FUNCS, cuda_rnn, rnn_autocast_flag
 from flopcast.features.cuda_sdpa import cuda_sdpa
 
 _LOWER = (
@@ -123,7 +126,7 @@ SDPA_FUNCS = _resolve(("torch._C._nn.scaled_dot_product_attention", "torch.nn.fu
 
 
 class CudaTargetEmulation(TorchFunctionMode):
-    """Apply CUDA's autocast casting policy and attention kernel choice to torch function calls.
+    """Apply CUDA's autocast casting policy, attention kernel choice and cuDNN RNNs to torch function calls.
 
     Args:
         dtype: the autocast dtype (``torch.bfloat16`` or ``torch.float16``), or ``None`` without autocast.
@@ -133,6 +136,7 @@ class CudaTargetEmulation(TorchFunctionMode):
         super().__init__()
         self.dtype = dtype
         self._cache: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        self._rnn_flag: contextlib.AbstractContextManager | None = None
 
     def _cast(self, x: Any, dtype: torch.dtype) -> Any:
         if isinstance(x, (list, tuple)):
@@ -152,6 +156,10 @@ class CudaTargetEmulation(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = dict(kwargs or {})
+        if func in RNN_FUNCS:  # before the casts: CUDA autocast casts inside _cudnn_rnn, to float16
+            out = cuda_rnn(func, args, kwargs, None if self.dtype is None else self._cast)
+            if out is not NotImplemented:
+                return out
         if self.dtype is None:
             pass
         elif func in LOWER_PRECISION_FUNCS:
@@ -174,6 +182,15 @@ class CudaTargetEmulation(TorchFunctionMode):
             return cuda_sdpa(func, *args, **kwargs)
         return func(*args, **kwargs)
 
+    def __enter__(self) -> CudaTargetEmulation:
+        if self.dtype is not None:  # RNN modules check that autocast is on before taking a lower-precision input
+            self._rnn_flag = rnn_autocast_flag(self.dtype)
+            self._rnn_flag.__enter__()
+        return super().__enter__()
+
     def __exit__(self, *exc: object) -> None:
         self._cache.clear()
+        if self._rnn_flag is not None:
+            self._rnn_flag.__exit__(None, None, None)
+            self._rnn_flag = None
         return super().__exit__(*exc)

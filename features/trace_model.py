@@ -10,6 +10,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from flopcast.features.analysis import Analysis, Target
 from flopcast.features.config import AnalyzeConfig
+from flopcast.features.cuda_rnn import flatten_rnn_weights
 from flopcast.features.errors import AnalysisError, ModelRaisedError, TooLargeError
 from flopcast.features.hf_compat import real_run_behaviour
 from flopcast.features.memory import MemoryTracker
@@ -110,6 +111,8 @@ def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec]
     memory = MemoryTracker()
     with FakeTensorMode(allow_non_fake_inputs=True):
         model = to_fake(model)
+        if config.device == "cuda":
+            flatten_rnn_weights(model)  # as moving an RNN module to CUDA does (flatten_parameters)
         inputs = [s.materialize(bindings, "cpu") for s in specs]
         parts = make_step_parts(model, inputs, mode=config.mode, optimizer=config.optimizer,
                                 precision=config.precision, device=config.device, emulate_cuda=True)

@@ -5,7 +5,8 @@ meta device, moved to fake CPU tensors, and one step runs under the recorder, wh
 the formula registry, labels its phase and owning module, and tracks storage lifetimes for peak memory.
 CompositeImplicitAutograd ops that reach the recorder whole (under ``inference_mode``, which skips the
 Autograd keys) are decomposed as real execution decomposes them: an infer step records the kernels a
-real one runs.
+real one runs. Ops whose fake kernels lack what the real kernel allocates (cuDNN RNNs: the reserve
+space; their backward has no fake kernel) run the shape functions of ``cuda_rnn.FAKE_KERNELS``.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 
 import flopcast.features.formulas  # noqa: F401  (fills the registry)
+from flopcast.features.cuda_rnn import FAKE_KERNELS
 from flopcast.features.errors import DataDependentError, TooLargeError
 from flopcast.features.memory import MemoryTracker
 from flopcast.features.module_path import ModulePathTracker
@@ -181,7 +183,10 @@ class OpRecorder(TorchDispatchMode):
                         return _decompose(func, args, kwargs)
                 finally:
                     self._composites.pop()
-            out = func(*args, **kwargs)
+            fake = FAKE_KERNELS.get(func)  # ops whose shapes torch's fake kernels miss (cuDNN RNNs)
+            out = NotImplemented if fake is None else fake(*args, **kwargs)
+            if out is NotImplemented:
+                out = func(*args, **kwargs)
         except _DATA_DEPENDENT as e:
             raise DataDependentError(
                 f"{self.where} calls {op_name(func)}, whose output shape depends on tensor values "

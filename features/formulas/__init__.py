@@ -67,7 +67,11 @@ Embedding (``embedding.py``)
 
 RNN (``rnn.py``)
     Per token, every gate matrix: 2 x (G·H) x (I + H) per layer, plus per hidden unit the gate maths
-    (LSTM 24, GRU 17, tanh-RNN 4) and the gate sums (3G with biases). Backward: 2x the forward.
+    (LSTM 24, GRU 17, tanh-RNN 4) and the gate sums (3G with biases). Backward: 2x the forward
+    (grad input and grad weights; cuDNN's backward without weight grads: 1x). ``_cudnn_rnn`` reads
+    input, weights and initial states once and writes output, final states and its reserve space
+    (the weight buffer aliases the weights: not counted twice); its backward reads those plus the
+    output grads and the reserve, and writes the grads.
 
 Losses (``loss.py``)
     Per input element (mse 3, smooth-L1 5, BCE 13, ...); NLL: one add per target, reading only the

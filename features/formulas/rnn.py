@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from flopcast.features.formulas._common import aten, metas, numel
+from flopcast.features.formulas._common import aten, metas, nbytes, numel
 from flopcast.features.formulas.pointwise import TRANSCENDENTAL as T
 from flopcast.features.records import Category, OpCost
 from flopcast.features.registry import Call, Formula, register_op_cost
@@ -26,7 +26,8 @@ def gate_flops(mode: int, units: int, has_biases: bool) -> int:
     return units * (GATE_FLOPS[mode] + g * (3 if has_biases else 1))
 
 
-def rnn_cost(tokens: int, weights: list, hidden: int, mode: int, has_biases: bool, factor: int = 1) -> OpCost:
+def rnn_cost(tokens: int, weights: list, hidden: int, mode: int, has_biases: bool, factor: int = 1,
+             layers: int | None = None) -> OpCost:
     """Cost of running RNN layers over ``tokens`` (steps x batch) rows.
 
     Args:
@@ -36,10 +37,11 @@ def rnn_cost(tokens: int, weights: list, hidden: int, mode: int, has_biases: boo
         mode: RNN_RELU, RNN_TANH, LSTM or GRU.
         has_biases: whether the layers have bias vectors.
         factor: 1 for the forward, :data:`BACKWARD_FACTOR` for the backward.
+        layers: layers x directions (default: half the gate matrices, W_ih and W_hh per layer).
     """
     mats = [w for w in metas(weights) if len(w.shape) == 2]
     macs = tokens * sum(w.numel for w in mats) * factor
-    layers = max(1, len(mats) // 2)
+    layers = layers if layers is not None else max(1, len(mats) // 2)
     return OpCost(flops=2 * macs + factor * gate_flops(mode, tokens * hidden * layers, has_biases), macs=macs)
 
 
@@ -72,23 +74,34 @@ register_op_cost(aten.mkldnn_rnn_layer, category=Category.RNN)(_layer(1, 2, 9, 1
 register_op_cost(aten.mkldnn_rnn_layer_backward, category=Category.RNN)(_layer(1, 2, 14, 15, 17, BACKWARD_FACTOR))
 
 
-def _cudnn(mode: int, hidden: int, factor: int) -> Formula:
+def _cudnn(mode: int, hidden: int, reads: tuple[int, ...], backward: bool) -> Formula:
     def formula(call: Call) -> OpCost:
         weights = call.args[1]
+        stride0 = int(call.args[2])
         has_biases = len(metas(weights)) > len([w for w in metas(weights) if len(w.shape) == 2])
-        return rnn_cost(
-            _tokens(call.args[0]), weights, int(call.args[hidden]), int(call.args[mode]), has_biases, factor
-        )
+        # backward: grad input (always) and grad weights (when asked) each cost a forward's matmuls
+        factor = (BACKWARD_FACTOR if call.arg(21, "output_mask", [True] * 4)[3] else 1) if backward else 1
+        cost = rnn_cost(_tokens(call.args[0]), weights, int(call.args[hidden]), int(call.args[mode]), has_biases,
+                        factor, layers=max(1, len(metas(weights)) // stride0))
+        # weight_buf (argument 3, and the forward's 5th output) aliases the weights: counted once
+        written = call.outputs[:4] if not backward else call.outputs
+        return OpCost(flops=cost.flops, macs=cost.macs, bytes_read=sum(nbytes(call.args[i]) for i in reads),
+                      bytes_written=sum(m.nbytes for m in written))
 
-    formula.__doc__ = "cuDNN multi-layer RNN: every 2-D weight matrix meets every token."
+    formula.__doc__ = ("cuDNN multi-layer RNN: every 2-D weight matrix meets every token; bytes: inputs, weights, "
+                       "states, outputs and the reserve space, once each.")
     return formula
 
 
-# _cudnn_rnn(input, weight[], weight_stride0, weight_buf, hx, cx, mode, hidden_size, ...)
-register_op_cost(aten._cudnn_rnn, category=Category.RNN)(_cudnn(6, 7, 1))
-# _cudnn_rnn_backward(input, weight[], stride0, weight_buf, hx, cx, output, grad_output, grad_hy,
-#                     grad_cy, mode, hidden_size, ...)
-register_op_cost(aten._cudnn_rnn_backward, category=Category.RNN)(_cudnn(10, 11, BACKWARD_FACTOR))
+# _cudnn_rnn(input, weight[], weight_stride0, weight_buf, hx, cx, mode, hidden_size, proj_size, num_layers,
+#            batch_first, dropout, train, bidirectional, batch_sizes, dropout_state)
+#   -> (output, hy, cy, reserve, weight_buf)
+register_op_cost(aten._cudnn_rnn, category=Category.RNN)(_cudnn(6, 7, (0, 1, 4, 5), backward=False))
+# _cudnn_rnn_backward(input, weight[], stride0, weight_buf, hx, cx, output, grad_output, grad_hy, grad_cy, mode,
+#                     hidden_size, proj_size, num_layers, batch_first, dropout, train, bidirectional, batch_sizes,
+#                     dropout_state, reserve, output_mask) -> (dx, dhx, dcx, dw[])
+register_op_cost(aten._cudnn_rnn_backward, category=Category.RNN)(
+    _cudnn(10, 11, (0, 1, 4, 5, 6, 7, 8, 9, 20), backward=True))
 
 
 def _cell(mode: int, state_index: int, bias_index: int | None, factor: int) -> Formula:
