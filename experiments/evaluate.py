@@ -1,13 +1,15 @@
 """Accuracy of the cost model on measured data, split by model family and by hardware (never random rows only).
 
-Run: ``python experiments/evaluate.py [--data DIR ...] [--n-estimators 150]``. Prints the tables and writes
-``experiments/results/eval_summary.{csv,md}``, ``eval_steps.csv`` (every held-out step prediction),
+Run: ``python experiments/evaluate.py [--data DIR ...] [--n-estimators 300] [--quick QUICK_DIR]``. Prints the
+tables and writes ``experiments/results/eval_summary.{csv,md}``, ``eval_steps.csv`` (every held-out step prediction),
 ``eval_ops.csv`` and ``eval_step_time.png``.
 
 - Op level: op time on microbenchmark rows, 5 folds grouped by microbenchmark family (the held-out family's
   ops are never seen) and, for reference, 5 random folds; leave-one-hardware-out when there are several.
 - Step level: leave-one-family-out on the measured zoo steps (op model from microbenchmarks only; the step
   stages refitted without the family), for step time, energy and peak memory; leave-one-hardware-out.
+- Quick-calibrated CPU (``--quick DIR``, a ``flopcast calibrate --quick`` folder of a released CPU): that CPU
+  predicted from its quick campaign only, scored on its other released steps.
 - Baselines in the same tables: FLOPs / (peak x 0.35), the pure roofline sum, and a linear regression on
   FLOPs fitted on the training split (energy baselines: TDP x those times; memory: the raw static estimate).
 """
@@ -22,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flopcast.datasets.loader import Dataset, load_datasets, trusted_rows
+from flopcast.datasets.loader import Dataset, load_datasets, load_folder, trusted_rows
 from flopcast.predictor.analysis_cache import zoo_step
 from flopcast.predictor.compose import op_quantiles
 from flopcast.predictor.featurize import featurize, peak_key
@@ -168,7 +170,8 @@ def step_predictions(model: CostModel, ds: Dataset, train: pd.DataFrame, test: p
     return out
 
 
-def step_level(ds: Dataset, model: CostModel, progress: bool) -> tuple[list[dict], pd.DataFrame]:
+def step_level(ds: Dataset, model: CostModel, progress: bool, quick: Dataset | None = None
+               ) -> tuple[list[dict], pd.DataFrame]:
     """Leave-one-family-out (and leave-one-hardware-out) step metrics for time, energy and peak memory."""
     steps, frame = composed_steps(model, trusted_rows(ds.steps), descriptors_of(ds), zoo_step, progress)
     preds = []
@@ -179,6 +182,8 @@ def step_level(ds: Dataset, model: CostModel, progress: bool) -> tuple[list[dict
         preds.append(step_predictions(m, ds, steps[~held], steps[held], frame[held]).assign(split="family-out"))
     if len(ds.hardware) > 1:
         preds += hardware_out_steps(ds, steps)
+    if quick is not None:
+        preds += quick_calibrated_steps(ds, quick)
     p = pd.concat(preds) if preds else pd.DataFrame()
     rows = []
     for split, g in p.groupby("split"):
@@ -210,6 +215,34 @@ def hardware_out_steps(ds: Dataset, steps: pd.DataFrame) -> list[pd.DataFrame]:
         m.hardware[hw] = {"descriptor": ds.descriptors[hw]}  # for the energy base only: not a trained stage
         out.append(step_predictions(m, ds, kept, test, frame_test).assign(split="hardware-out"))
     return out
+
+
+def quick_calibrated_steps(ds: Dataset, quick: Dataset) -> list[pd.DataFrame]:
+    """A device known only from a ``flopcast calibrate --quick`` campaign, scored on its full released steps.
+
+    The model is trained on every other device's data plus the quick campaign's rows of this device (the
+    new-machine path: ``calibrate --quick`` then ``predict --hardware local``); it is scored on the released
+    steps of the device that the quick campaign did not measure (same model, batch, mode and precision
+    left out).
+    """
+    hw = next(iter(quick.descriptors))
+    if hw not in ds.hardware:
+        raise SystemExit(f"--quick: {hw} has no released steps to score against")
+    others = subset(ds, hardware=[h for h in ds.hardware if h != hw])
+    train = Dataset(pd.concat([others.microbench, quick.microbench], ignore_index=True),
+                    pd.concat([others.steps, quick.steps], ignore_index=True),
+                    {**others.descriptors, **quick.descriptors}, {}, {}, "quick")
+    m = fit_op_stage(train, FitConfig(n_estimators=150, progress=False))
+    kept, frame = composed_steps(m, trusted_rows(train.steps), descriptors_of(train), zoo_step)
+    fit_step_stages(m, kept, frame)
+    config = ["model", "batch_size", "mode", "precision"]
+    seen = set(map(tuple, quick.steps[config].astype(str).to_numpy()))
+    full = trusted_rows(ds.steps)
+    full = full[(full["hardware"] == hw) & ~full[config].astype(str).apply(tuple, axis=1).isin(seen)]
+    test, frame_test = composed_steps(m, full, {hw: descriptors_of(ds)[hw]}, zoo_step)
+    print(f"  quick-calibrated {hw}: {len(quick.microbench)} op rows, {len(quick.steps)} steps; "
+          f"scored on {len(test)} other steps")
+    return [step_predictions(m, ds, kept, test, frame_test).assign(split="quick-calibrated")]
 
 
 # ------------------------------------------------------------------------------------------------ output
@@ -262,8 +295,10 @@ def plot(steps: pd.DataFrame) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, action="append", default=[], help="hardware folders (default datasets/)")
-    parser.add_argument("--n-estimators", type=int, default=150, help="boosting rounds per fold (150)")
+    parser.add_argument("--n-estimators", type=int, default=300, help="boosting rounds per fold (300, as shipped)")
     parser.add_argument("--skip-ops", action="store_true", help="step level only")
+    parser.add_argument("--quick", type=Path, help="a `flopcast calibrate --quick` folder of a released CPU: "
+                        "adds the quick-calibrated split")
     args = parser.parse_args()
     ds = load_datasets(args.data or None)
     about = (f"dataset {ds.version}: {', '.join(ds.hardware)}; {len(ds.microbench)} op rows, {len(ds.steps)} steps "
@@ -271,7 +306,8 @@ def main() -> int:
     print(about)
     config = FitConfig(n_estimators=args.n_estimators, progress=False)
     op_rows, ops = ([], pd.DataFrame()) if args.skip_ops else op_level(ds, config)
-    step_rows, steps = step_level(ds, fit_op_stage(ds, config), progress=True)
+    quick = load_folder(args.quick) if args.quick else None
+    step_rows, steps = step_level(ds, fit_op_stage(ds, config), progress=True, quick=quick)
     shown = write(op_rows + step_rows, steps, ops, about)
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print(shown.to_string(index=False))

@@ -94,6 +94,24 @@ class LogLinearStage:
         self.n_rows_ = len(y)
         return self
 
+    def shifted(self, z: np.ndarray, log_ratio: np.ndarray) -> LogLinearStage:
+        """A copy with this stage's slopes and an intercept moved to fit a few rows of another device.
+
+        A device with fewer than :data:`MIN_STEPS_FULL` measured steps (a ``calibrate --quick`` CPU) borrows
+        the slopes its device kind learned from many models and fits only its own level: the median
+        residual of its rows. Intervals keep the kind's held-out residual quantiles.
+        """
+        check_fitted(self, "coef_")
+        out = LogLinearStage(self.alpha, self.quantiles)
+        z, y = np.asarray(z, float), np.asarray(log_ratio, float)
+        out.coef_ = self.coef_.copy()
+        out.coef_[0] += float(np.median(y - np.clip(z, self.z_min_, self.z_max_) @ self.coef_))
+        out.z_min_, out.z_max_ = self.z_min_.copy(), self.z_max_.copy()
+        out.resid_q_ = list(self.resid_q_)
+        out.held_out_ = self.held_out_
+        out.n_rows_ = len(y)
+        return out
+
     def predict(self, z: np.ndarray) -> np.ndarray:
         """Predicted log-ratio quantiles, shape ``(n, 3)``."""
         check_fitted(self, "coef_")
@@ -215,9 +233,16 @@ class StepTimeModel(_StageSet):
         self.stages_ = {}
         for key, rows in self._keys(frame):
             f, y, g = frame[rows], y_all[rows], None if groups is None else groups[rows]
-            cost = min(HOST_COST_GRID_S, key=lambda c, f=f, y=y, g=g: self._loss(f, y, g, c))
-            base = base_step_time_s(f, cost)
-            stage = LogLinearStage(self.alpha).fit(time_design(f, base), y - np.log(base), g)
+            kind = self.stages_.get(f"kind:{f['kind'].iloc[0]}")
+            if kind is not None and len(y) < MIN_STEPS_FULL and not key.startswith("kind:"):
+                # few steps of its own: the kind's slopes and host cost, the device's own level
+                cost = kind["host_cost_s"]
+                base = base_step_time_s(f, cost)
+                stage = kind["stage"].shifted(time_design(f, base), y - np.log(base))
+            else:
+                cost = min(HOST_COST_GRID_S, key=lambda c, f=f, y=y, g=g: self._loss(f, y, g, c))
+                base = base_step_time_s(f, cost)
+                stage = LogLinearStage(self.alpha).fit(time_design(f, base), y - np.log(base), g)
             self.stages_[key] = {"host_cost_s": float(cost), "stage": stage}
         return self
 
@@ -275,8 +300,12 @@ class StepEnergyModel(_StageSet):
         self.stages_ = {}
         for key, rows in self._keys(frame):
             f, base = frame[rows], frame["energy_base_j"].to_numpy(float)[rows]
-            stage = LogLinearStage(self.alpha).fit(energy_design(f, base), y_all[rows] - np.log(base),
-                                                   None if groups is None else groups[rows])
+            z, y = energy_design(f, base), y_all[rows] - np.log(base)
+            kind = self.stages_.get(f"kind:{f['kind'].iloc[0]}")
+            if kind is not None and len(y) < MIN_STEPS_FULL and not key.startswith("kind:"):
+                stage = kind["stage"].shifted(z, y)  # few steps of its own: see LogLinearStage.shifted
+            else:
+                stage = LogLinearStage(self.alpha).fit(z, y, None if groups is None else groups[rows])
             self.stages_[key] = {"stage": stage}
         return self
 
