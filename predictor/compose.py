@@ -77,7 +77,7 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
         d: target device.
         precision: the step's precision.
     """
-    work = ops[~is_free(ops)]
+    work = merged_optimizer_step(ops[~is_free(ops)])
     hw = model.view(d)
     f = featurize(work, hw, precision)
     q, known = op_quantiles(model, f, hw.launch_overhead_s)
@@ -99,6 +99,29 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
         hardware_out_of_range=_hardware_outside(f, model.op_time.ranges_),
         category_s={str(k): float(v) for k, v in by_category.items()},
     )
+
+
+def merged_optimizer_step(work: pd.DataFrame) -> pd.DataFrame:
+    """The step's multi-tensor (``foreach``) optimizer ops as one row, as the optimizer microbenchmark is.
+
+    An ``optimizer`` microbenchmark row times a whole ``optimizer.step()`` (its ten or so ``_foreach_*``
+    kernels plus the per-parameter Python work) with the FLOPs and bytes summed over those kernels and the
+    costliest kernel's name and shapes. Predicting each kernel of a traced step with that model would
+    charge the whole step once per kernel, so the step's optimizer-category ops are merged the same way.
+    Per-parameter (for-loop) optimizer ops, as torch runs them on a CPU, are elementwise ops and stay apart.
+    """
+    opt = (work["category"].astype(str) == "optimizer").to_numpy()
+    if opt.sum() < 2:
+        return work
+    rows = work[opt]
+    main = rows.sort_values(["flops", "bytes_read"], ascending=False, kind="stable").iloc[0].copy()
+    for col in ("flops", "macs", "bytes_read", "bytes_written"):
+        if col in rows:
+            main[col] = rows[col].sum()
+    first = int(np.flatnonzero(opt)[0])
+    merged = pd.concat([work.iloc[:first], main.to_frame().T.astype(work.dtypes.to_dict()),
+                        work.iloc[first:][~opt[first:]]])
+    return merged
 
 
 def op_quantiles(model: CostModel, f: pd.DataFrame, overhead_s: float) -> tuple[np.ndarray, np.ndarray]:

@@ -33,3 +33,19 @@ def test_a_device_with_few_steps_borrows_the_kind_slopes_and_fits_its_level():
 def test_unfitted_model_refuses():
     with pytest.raises(NotFittedError):
         StepTimeModel().predict(_frame("x", 2, np.random.default_rng(0)))
+
+
+def test_foreach_optimizer_kernels_are_priced_as_one_step_like_the_microbenchmark():
+    from flopcast.predictor.compose import merged_optimizer_step
+
+    ops = pd.DataFrame({"op": ["aten.mm", "aten._foreach_mul_", "aten._foreach_addcmul_", "aten._foreach_sqrt",
+                               "aten.add_"],
+                        "category": ["matmul", "optimizer", "optimizer", "optimizer", "elementwise"],
+                        "flops": [100, 10, 30, 10, 5], "macs": [50, 0, 0, 0, 0],
+                        "bytes_read": [1, 40, 120, 40, 8], "bytes_written": [1, 40, 40, 40, 4]})
+    merged = merged_optimizer_step(ops)
+    assert list(merged["op"]) == ["aten.mm", "aten._foreach_addcmul_", "aten.add_"]
+    row = merged.iloc[1]
+    assert (row["flops"], row["bytes_read"], row["bytes_written"]) == (50, 200, 120)
+    # a per-parameter (CPU for-loop) optimizer has no optimizer-category kernels: nothing is merged
+    assert merged_optimizer_step(ops.iloc[[0, 4]]).equals(ops.iloc[[0, 4]])
