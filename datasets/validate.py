@@ -33,6 +33,11 @@ OVERHEAD_BOUND = 20.0
 """Rows whose ideal (roofline) time is below this many launch overheads are dispatch-bound: their time is
 launches and host work, not FLOPs and bytes, so the monotonicity check leaves them out."""
 
+INDEX_BOUND_OPS = ("aten.embedding_dense_backward", "aten._embedding_bag_backward",
+                   "aten._embedding_bag_dense_backward", "aten.index_put", "aten.index_put_", "aten.scatter_add",
+                   "aten.scatter_add_", "aten.index_add", "aten.index_add_")
+"""Accumulating scatter ops whose time follows the number of indices and collisions, not FLOPs or bytes."""
+
 MAX_SHOWN = 5
 """Examples named per problem before ``(and N more)``."""
 
@@ -152,7 +157,9 @@ def check_monotonic(mb: pd.DataFrame, min_rows: int = 6) -> list[str]:
     is below :data:`OVERHEAD_BOUND` x the measured launch overhead are left out: their time is dispatch (one
     launch or hundreds, as in a many-tensor optimizer step), not work.
     Degenerate matmuls (m, n or k = 1: GEMV and outer products, which BLAS runs on other, often much slower
-    kernels) are left out too: they are real costs for the predictor, not a different timer. Groups with fewer
+    kernels) and index-bound accumulations (:data:`INDEX_BOUND_OPS`: their time follows the index count and
+    its collisions, e.g. a sort, not FLOPs or bytes) are left out too: real costs for the predictor, not a
+    broken timer. Groups with fewer
     than ``min_rows`` rows or less than a 10x spread of work are skipped (too little to judge).
     """
     problems = []
@@ -161,7 +168,7 @@ def check_monotonic(mb: pd.DataFrame, min_rows: int = 6) -> list[str]:
     roofline_s = np.maximum(mb["flops"].astype(float) / row_peak_flops_per_s(mb), moved / bandwidth)
     sized = mb.assign(_work=roofline_s)
     sized = sized[~(roofline_s < OVERHEAD_BOUND * sized["hw_launch_overhead_s"].fillna(0.0))]
-    sized = sized[~sized["config"].map(degenerate_matmul).astype(bool)]
+    sized = sized[~sized["config"].map(degenerate_matmul).astype(bool) & ~sized["op"].isin(INDEX_BOUND_OPS)]
     for (hw, family, op, dtype), g in sized.groupby(["hardware", "family", "op", "dtype"], dropna=False):
         if len(g) < min_rows or g["_work"].max() < 10 * g["_work"].min():
             continue
