@@ -43,12 +43,16 @@ class CostModel:
     info: dict[str, Any] = field(default_factory=dict)
 
     def trained_name(self, d: HardwareDescriptor) -> str | None:
-        """Name of the trained device ``d`` is (same name, or same vendor name and kind), else ``None``."""
-        if d.name in self.hardware:
-            return d.name
+        """Name of the trained device ``d`` is, else ``None``.
+
+        Same name, or same vendor name and kind. A CPU must also have the same core count: CPU
+        descriptors are named by vendor and family (``local-cpu-amd-epyc``), and a 2-core VM's
+        measurements do not calibrate a 64-core server of the same family.
+        """
         for name, entry in self.hardware.items():
             desc = entry["descriptor"]
-            if d.vendor_name and desc.get("vendor_name") == d.vendor_name and desc.get("kind") == d.kind:
+            same = d.name == name or (bool(d.vendor_name) and desc.get("vendor_name") == d.vendor_name)
+            if same and desc.get("kind") == d.kind and (d.kind != "cpu" or _same_cores(d, desc)):
                 return name
         return None
 
@@ -75,3 +79,9 @@ class CostModel:
 def finite_or(value: float | None, default: float) -> float:
     """``value`` when it is a finite number, else ``default``."""
     return float(value) if value is not None and math.isfinite(value) else default
+
+
+def _same_cores(d: HardwareDescriptor, desc: dict[str, Any]) -> bool:
+    """Whether a CPU descriptor has the core count of a trained CPU's descriptor (unknown counts match)."""
+    trained = desc.get("compute_units")
+    return not trained or not d.compute_units or int(trained) == int(d.compute_units)
