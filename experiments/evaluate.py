@@ -201,19 +201,24 @@ def step_level(ds: Dataset, model: CostModel, progress: bool, quick: Dataset | N
     return rows, p
 
 
+def scored_steps(ds: Dataset, train: Dataset, train_steps: pd.DataFrame, test_steps: pd.DataFrame, hw: str,
+                 split: str) -> pd.DataFrame:
+    """Predictions for ``test_steps`` of device ``hw`` by a model (op and step stages) fitted on ``train``."""
+    m = fit_op_stage(train, FitConfig(n_estimators=150, progress=False))
+    kept, frame = composed_steps(m, train_steps, descriptors_of(train), zoo_step)
+    fit_step_stages(m, kept, frame)
+    test, frame_test = composed_steps(m, test_steps, {hw: descriptors_of(ds)[hw]}, zoo_step)
+    m.hardware.setdefault(hw, {"descriptor": ds.descriptors[hw]})  # untrained: for the energy base only
+    return step_predictions(m, ds, kept, test, frame_test).assign(split=split)
+
+
 def hardware_out_steps(ds: Dataset, steps: pd.DataFrame) -> list[pd.DataFrame]:
     """Each device predicted by a model (op and step stages) trained without it."""
     out = []
     for hw in ds.hardware:
         others = [h for h in ds.hardware if h != hw]
-        sub = subset(ds, hardware=others)
-        m = fit_op_stage(sub, FitConfig(n_estimators=150, progress=False))
-        train = steps[steps["hardware"].isin(others)]
-        kept, frame = composed_steps(m, train, descriptors_of(sub), zoo_step)
-        fit_step_stages(m, kept, frame)
-        test, frame_test = composed_steps(m, steps[steps["hardware"] == hw], {hw: descriptors_of(ds)[hw]}, zoo_step)
-        m.hardware[hw] = {"descriptor": ds.descriptors[hw]}  # for the energy base only: not a trained stage
-        out.append(step_predictions(m, ds, kept, test, frame_test).assign(split="hardware-out"))
+        out.append(scored_steps(ds, subset(ds, hardware=others), steps[steps["hardware"].isin(others)],
+                                steps[steps["hardware"] == hw], hw, "hardware-out"))
     return out
 
 
@@ -232,17 +237,14 @@ def quick_calibrated_steps(ds: Dataset, quick: Dataset) -> list[pd.DataFrame]:
     train = Dataset(pd.concat([others.microbench, quick.microbench], ignore_index=True),
                     pd.concat([others.steps, quick.steps], ignore_index=True),
                     {**others.descriptors, **quick.descriptors}, {}, {}, "quick")
-    m = fit_op_stage(train, FitConfig(n_estimators=150, progress=False))
-    kept, frame = composed_steps(m, trusted_rows(train.steps), descriptors_of(train), zoo_step)
-    fit_step_stages(m, kept, frame)
     config = ["model", "batch_size", "mode", "precision"]
     seen = set(map(tuple, quick.steps[config].astype(str).to_numpy()))
     full = trusted_rows(ds.steps)
     full = full[(full["hardware"] == hw) & ~full[config].astype(str).apply(tuple, axis=1).isin(seen)]
-    test, frame_test = composed_steps(m, full, {hw: descriptors_of(ds)[hw]}, zoo_step)
+    scored = scored_steps(ds, train, trusted_rows(train.steps), full, hw, "quick-calibrated")
     print(f"  quick-calibrated {hw}: {len(quick.microbench)} op rows, {len(quick.steps)} steps; "
-          f"scored on {len(test)} other steps")
-    return [step_predictions(m, ds, kept, test, frame_test).assign(split="quick-calibrated")]
+          f"scored on {len(scored)} other steps")
+    return [scored]
 
 
 # ------------------------------------------------------------------------------------------------ output

@@ -158,6 +158,16 @@ class _StageSet:
         self.alpha = alpha
         self.min_steps = min_steps
 
+    def _borrowed_kind(self, key: str, f: pd.DataFrame) -> dict[str, Any] | None:
+        """The fitted stage of ``f``'s device kind when device ``key`` has too few steps for its own slopes.
+
+        Such a device keeps the kind's slopes and fits only its own level (:meth:`LogLinearStage.shifted`).
+        Kind stages are fitted first (:meth:`_keys` lists them first), so the kind's entry already exists.
+        """
+        if key.startswith("kind:") or len(f) >= MIN_STEPS_FULL:
+            return None
+        return self.stages_.get(f"kind:{f['kind'].iloc[0]}")
+
     def _keys(self, frame: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
         keys = [(f"kind:{k}", (frame["kind"] == k).to_numpy()) for k in sorted(frame["kind"].unique())]
         keys += [(str(h), (frame["hardware"] == h).to_numpy()) for h in sorted(frame["hardware"].unique())]
@@ -233,9 +243,8 @@ class StepTimeModel(_StageSet):
         self.stages_ = {}
         for key, rows in self._keys(frame):
             f, y, g = frame[rows], y_all[rows], None if groups is None else groups[rows]
-            kind = self.stages_.get(f"kind:{f['kind'].iloc[0]}")
-            if kind is not None and len(y) < MIN_STEPS_FULL and not key.startswith("kind:"):
-                # few steps of its own: the kind's slopes and host cost, the device's own level
+            kind = self._borrowed_kind(key, f)
+            if kind is not None:  # the kind's slopes and host cost, the device's own level
                 cost = kind["host_cost_s"]
                 base = base_step_time_s(f, cost)
                 stage = kind["stage"].shifted(time_design(f, base), y - np.log(base))
@@ -301,9 +310,9 @@ class StepEnergyModel(_StageSet):
         for key, rows in self._keys(frame):
             f, base = frame[rows], frame["energy_base_j"].to_numpy(float)[rows]
             z, y = energy_design(f, base), y_all[rows] - np.log(base)
-            kind = self.stages_.get(f"kind:{f['kind'].iloc[0]}")
-            if kind is not None and len(y) < MIN_STEPS_FULL and not key.startswith("kind:"):
-                stage = kind["stage"].shifted(z, y)  # few steps of its own: see LogLinearStage.shifted
+            kind = self._borrowed_kind(key, f)
+            if kind is not None:
+                stage = kind["stage"].shifted(z, y)
             else:
                 stage = LogLinearStage(self.alpha).fit(z, y, None if groups is None else groups[rows])
             self.stages_[key] = {"stage": stage}

@@ -55,21 +55,27 @@ class Recorder(TorchDispatchMode):
         return out
 
 
-def trace(build: Callable[[], torch.nn.Module], inputs: Callable[[], tuple], step: Callable | None = None):
-    """Run ``step(model, *inputs)`` (default: forward, mean, backward) on fake tensors; return the records."""
+def _run_fake_step(mode, build: Callable[[], torch.nn.Module], inputs: Callable[[], tuple],
+                   step: Callable | None) -> None:
+    """Run ``step(model, *inputs)`` (default: forward, mean, backward) on fake tensors inside ``mode``."""
     with torch.device("meta"):
         model = build()
     with FakeTensorMode(allow_non_fake_inputs=True):
         model = model.to_empty(device="cpu")
         xs = inputs()
-        rec = Recorder()
-        with rec:
+        with mode:
             if step is None:
                 out = model(*xs)
                 out = out[0] if isinstance(out, tuple) else out
                 out.float().mean().backward()
             else:
                 step(model, *xs)
+
+
+def trace(build: Callable[[], torch.nn.Module], inputs: Callable[[], tuple], step: Callable | None = None):
+    """Run ``step(model, *inputs)`` (default: forward, mean, backward) on fake tensors; return the records."""
+    rec = Recorder()
+    _run_fake_step(rec, build, inputs, step)
     return rec.ops
 
 
@@ -84,17 +90,6 @@ def flop_counter_total(build, inputs, step=None) -> int:
     """``FlopCounterMode``'s total for the same fake step."""
     from torch.utils.flop_counter import FlopCounterMode
 
-    with torch.device("meta"):
-        model = build()
-    with FakeTensorMode(allow_non_fake_inputs=True):
-        model = model.to_empty(device="cpu")
-        xs = inputs()
-        counter = FlopCounterMode(display=False)
-        with counter:
-            if step is None:
-                out = model(*xs)
-                out = out[0] if isinstance(out, tuple) else out
-                out.float().mean().backward()
-            else:
-                step(model, *xs)
+    counter = FlopCounterMode(display=False)
+    _run_fake_step(counter, build, inputs, step)
     return counter.get_total_flops()
