@@ -12,6 +12,7 @@ from flopcast.calibration.descriptor import HardwareDescriptor
 from flopcast.predictor.featurize import EXTRAPOLATION_FEATURES, featurize, is_free
 from flopcast.predictor.model import CostModel
 from flopcast.predictor.power import prior_power_share
+from flopcast.predictor.recurrent import expand_recurrent, inner_kernel_time_s
 
 FALLBACK_LOG_INTERVAL = np.log(3.0)
 """Half-width of the log interval of an op predicted by the roofline fallback (a factor of 3)."""
@@ -37,7 +38,8 @@ class ComposedStep:
         ops_s: sum of the ops' median times, s.
         ops_p10_s: sum of the ops' 10 % quantiles, s.
         ops_p90_s: sum of the ops' 90 % quantiles, s.
-        n_ops: ops that launch work.
+        n_ops: kernels that launch work (a fused RNN op counts its per-step kernels,
+            :mod:`flopcast.predictor.recurrent`).
         n_calls: every recorded aten call, views and metadata ops included: each costs host dispatch time,
             which bounds a step of small ops on a GPU (about 17 us per call for eager PyTorch on the H200 host).
         launch_bound_share: share of those ops predicted within 2 launch overheads.
@@ -77,23 +79,28 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
         d: target device.
         precision: the step's precision.
     """
-    work = merged_optimizer_step(ops[~is_free(ops)])
+    work = expand_recurrent(merged_optimizer_step(ops[~is_free(ops)]))
+    repeat, inner = work.pop("repeat").to_numpy(float), work.pop("inner").to_numpy(bool)
     hw = model.view(d)
     f = featurize(work, hw, precision)
     q, known = op_quantiles(model, f, hw.launch_overhead_s)
+    if inner.any():  # launched by a fused RNN op, not dispatched by the framework
+        q[inner] = inner_kernel_time_s(q[inner], f["roofline_s"].to_numpy()[inner], hw.launch_overhead_s, d.kind)
+    q = q * repeat[:, None]  # a kernel run once per time step of a fused RNN: its time, T times
     share = model.op_power.predict(f) if model.op_power is not None else prior_power_share(f)
     total = float(q[:, 1].sum())
+    launch_bound = q[:, 1] < LAUNCH_BOUND_FACTOR * hw.launch_overhead_s * repeat
     by_category = pd.Series(q[:, 1], index=f.index).groupby(f["category"]).sum()
     out_of_range = _outside(f, model.op_time.ranges_, EXTRAPOLATION_FEATURES[:2], OP_RANGE_MARGIN)
     return ComposedStep(
         ops_s=total,
         ops_p10_s=float(q[:, 0].sum()),
         ops_p90_s=float(q[:, 2].sum()),
-        n_ops=len(f),
+        n_ops=int(repeat.sum()),
         n_calls=len(ops),
-        launch_bound_share=float(np.mean(q[:, 1] < LAUNCH_BOUND_FACTOR * hw.launch_overhead_s)) if len(f) else 0.0,
+        launch_bound_share=float(np.sum(launch_bound * repeat) / repeat.sum()) if len(f) else 0.0,
         power_share=float(np.sum(share * q[:, 1]) / total) if total > 0 else float(np.mean(share) if len(f) else 0.0),
-        roofline_s=float(f["roofline_s"].sum()),
+        roofline_s=float(np.sum(f["roofline_s"].to_numpy() * repeat)),
         fallback=dict(Counter(f.loc[~known, "category"])),
         extrapolated_share=float(q[out_of_range, 1].sum() / total) if total > 0 else 0.0,
         hardware_out_of_range=_hardware_outside(f, model.op_time.ranges_),
