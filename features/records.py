@@ -104,6 +104,9 @@ class OpRecord:
         outcome: formula, zero or unsupported.
         framework: front end that produced the record (torch, numpy, tf, onnx).
         attrs: op attributes that shape cost beyond shapes (stride, groups, transposed, ...).
+        python_call: whether the op was the first one a Python-level call dispatched (it pays the Python
+            binding's overhead); ``False`` for the rest of that call's ops, run from C++ (a composite's parts,
+            a recurrent layer's per-step ops, the autograd engine's backward ops).
     """
 
     index: int
@@ -120,6 +123,7 @@ class OpRecord:
     outcome: Outcome
     framework: str = "torch"
     attrs: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
+    python_call: bool = field(default=True, compare=False)
 
     @property
     def dtype(self) -> str:

@@ -18,7 +18,7 @@ from flopcast.features.module_path import ModulePathTracker
 from flopcast.features.records import Phase
 from flopcast.features.spec import InputSpec
 from flopcast.features.step import make_step_parts, warm_optimizer_state
-from flopcast.features.trace_torch import MAX_TENSOR_BYTES, OpRecorder
+from flopcast.features.trace_torch import MAX_TENSOR_BYTES, OpRecorder, PythonCalls
 
 
 def flopcast_version() -> str:
@@ -117,9 +117,10 @@ def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec]
         parts = make_step_parts(model, inputs, mode=config.mode, optimizer=config.optimizer,
                                 precision=config.precision, device=config.device, emulate_cuda=True)
         tracker = ModulePathTracker(model)
-        rec = OpRecorder(tracker, memory)
+        calls = PythonCalls()
+        rec = OpRecorder(tracker, memory, python_calls=calls)
         hooks = []
-        with tracker, rec, real_run_behaviour():
+        with tracker, calls, rec, real_run_behaviour():
             rec.recording = False
             warm_optimizer_state(parts)
             memory.track_all(model.parameters(), "parameters")

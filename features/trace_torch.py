@@ -20,6 +20,7 @@ from torch._subclasses.fake_tensor import (
     DynamicOutputShapeException,
     FakeTensorMode,
 )
+from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_map
 
@@ -130,6 +131,25 @@ def _attrs(args: Sequence[Any]) -> dict[str, object]:
     return {"args": [list(a) if isinstance(a, tuple) else a for a in plain]}
 
 
+class PythonCalls(TorchFunctionMode):
+    """Counts the Python-level torch calls (functions, tensor methods) while active.
+
+    A mode is off while its handler runs, so the calls a function makes from inside (C++ or Python) are not
+    counted: every aten op dispatched between two counts belongs to one Python-level call.
+
+    Attributes:
+        count: Python-level calls seen so far.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        self.count += 1
+        return func(*args, **(kwargs or {}))
+
+
 class OpRecorder(TorchDispatchMode):
     """Records every aten op dispatched while active, with its cost, phase and owning module.
 
@@ -140,8 +160,10 @@ class OpRecorder(TorchDispatchMode):
     """
 
     def __init__(self, modules: ModulePathTracker | None = None, memory: MemoryTracker | None = None,
-                 framework: str = "torch") -> None:
+                 framework: str = "torch", python_calls: PythonCalls | None = None) -> None:
         super().__init__()
+        self.python_calls = python_calls  # None: every op counts as a Python-level call
+        self._last_call = -1
         self.records: list[OpRecord] = []
         self.phase = Phase.FORWARD
         self.recording = True
@@ -225,6 +247,8 @@ class OpRecorder(TorchDispatchMode):
             read = read if cost.bytes_read is None else int(cost.bytes_read)
             written = written if cost.bytes_written is None else int(cost.bytes_written)
         index = len(self.records)
+        call = self.python_calls.count if self.python_calls is not None else index
+        first_of_call, self._last_call = call != self._last_call, call
         self.records.append(OpRecord(
             index=index,
             op=op_name(func),
@@ -240,6 +264,7 @@ class OpRecorder(TorchDispatchMode):
             outcome=outcome,
             framework=self.framework,
             attrs=_attrs(args) if category in _ATTR_CATEGORIES else {},
+            python_call=first_of_call,
         ))
         if self.memory is not None:
             self.memory.op_index = index

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 KEPT_COLUMNS = ("op", "category", "phase", "dtype", "input_shapes", "output_shapes", "flops", "bytes_read",
                 "bytes_written", "outcome")
-"""Op-table columns the predictor reads (the rest is not cached)."""
+"""Op-table columns the predictor reads (the rest is not cached), plus ``python_call`` (see :class:`StepAnalysis`)."""
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,8 @@ class StepAnalysis:
     """What the predictor needs of one analysed step.
 
     Attributes:
-        ops: op table (columns :data:`KEPT_COLUMNS`).
+        ops: op table (columns :data:`KEPT_COLUMNS` and ``python_call``: whether the op was the first of a
+            Python-level call, :attr:`flopcast.features.records.OpRecord.python_call`).
         peak_memory_bytes: the analysis' peak-memory estimate, bytes.
         params: parameters.
     """
@@ -48,8 +49,9 @@ class StepAnalysis:
     @classmethod
     def of(cls, analysis: Analysis) -> StepAnalysis:
         """From a full analysis."""
-        table = ops_table(analysis.ops)
-        return cls(table[list(KEPT_COLUMNS)], analysis.peak_memory_bytes, analysis.params)
+        table = ops_table(analysis.ops)[list(KEPT_COLUMNS)]
+        table["python_call"] = [o.python_call for o in analysis.ops]
+        return cls(table, analysis.peak_memory_bytes, analysis.params)
 
 
 def cache_dir() -> Path:

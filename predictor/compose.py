@@ -42,6 +42,8 @@ class ComposedStep:
             :mod:`flopcast.predictor.recurrent`).
         n_calls: every recorded aten call, views and metadata ops included: each costs host dispatch time,
             which bounds a step of small ops on a GPU (about 17 us per call for eager PyTorch on the H200 host).
+        n_python_calls: those calls that were the first of a Python-level call (the rest run from C++, for
+            less host time each: :attr:`flopcast.features.records.OpRecord.python_call`).
         launch_bound_share: share of those ops predicted within 2 launch overheads.
         power_share: time-weighted dynamic power share of the ops.
         roofline_s: sum of the ops' roofline times, s.
@@ -56,6 +58,7 @@ class ComposedStep:
     ops_p90_s: float
     n_ops: int
     n_calls: int
+    n_python_calls: int
     launch_bound_share: float
     power_share: float
     roofline_s: float
@@ -79,12 +82,14 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
         d: target device.
         precision: the step's precision.
     """
-    work = expand_recurrent(merged_optimizer_step(ops[~is_free(ops)]))
-    repeat, inner = work.pop("repeat").to_numpy(float), work.pop("inner").to_numpy(bool)
+    python = ops["python_call"].to_numpy(bool) if "python_call" in ops else np.ones(len(ops), bool)
+    work = expand_recurrent(merged_optimizer_step(ops[~is_free(ops)].assign(python_call=python[~is_free(ops)])))
+    repeat = work.pop("repeat").to_numpy(float)
+    inner = work.pop("inner").to_numpy(bool) | ~work.pop("python_call").to_numpy(bool)
     hw = model.view(d)
     f = featurize(work, hw, precision)
     q, known = op_quantiles(model, f, hw.launch_overhead_s)
-    if inner.any():  # launched by a fused RNN op, not dispatched by the framework
+    if inner.any():  # run from C++ (a fused op's kernels, a composite's parts, backward): no Python overhead
         q[inner] = inner_kernel_time_s(q[inner], f["roofline_s"].to_numpy()[inner], hw.launch_overhead_s, d.kind)
     q = q * repeat[:, None]  # a kernel run once per time step of a fused RNN: its time, T times
     share = model.op_power.predict(f) if model.op_power is not None else prior_power_share(f)
@@ -98,6 +103,7 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
         ops_p90_s=float(q[:, 2].sum()),
         n_ops=int(repeat.sum()),
         n_calls=len(ops),
+        n_python_calls=int(python.sum()),
         launch_bound_share=float(np.sum(launch_bound * repeat) / repeat.sum()) if len(f) else 0.0,
         power_share=float(np.sum(share * q[:, 1]) / total) if total > 0 else float(np.mean(share) if len(f) else 0.0),
         roofline_s=float(np.sum(f["roofline_s"].to_numpy() * repeat)),
@@ -168,6 +174,7 @@ def step_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
         c: ComposedStep = r["composed"]  # type: ignore[assignment]
         out.append({"hardware": r["hardware"], "kind": r["kind"], "mode": r["mode"], "ops_s": c.ops_s,
                     "ops_p10_s": c.ops_p10_s, "ops_p90_s": c.ops_p90_s, "n_ops": c.n_ops, "n_calls": c.n_calls,
+                    "n_python_calls": c.n_python_calls,
                     "launch_bound_share": c.launch_bound_share, "power_share": c.power_share,
                     "roofline_s": c.roofline_s, **category_shares(c)})
     return pd.DataFrame(out)

@@ -1,7 +1,8 @@
 """Step-level stage: compose op predictions into a step's time (and energy) with a small learned correction.
 
-A step's ops run one after another on a CPU (time = op sum + host cost per op) and asynchronously on a
-GPU (time = max(op sum, host cost per op x op count): a step of many tiny ops is bound by the host).
+A step's ops run one after another on a CPU (time = op sum + host time) and asynchronously on a GPU
+(time = max(op sum, host time): a step of many tiny ops is bound by the host). Host time is a fitted cost
+per Python-level call plus a fitted share of it per call run from C++ (backward, a composite's parts).
 On top of that physical base a ridge regression in log space corrects the bias per hardware (pooled per
 device kind for hardware without measured steps); its residual quantiles, taken leave-one-family-out,
 give the intervals.
@@ -19,14 +20,18 @@ import pandas as pd
 from flopcast.predictor.op_model import QUANTILES, check_fitted
 
 STEP_FRAME_COLUMNS = ("hardware", "kind", "mode", "ops_s", "ops_p10_s", "ops_p90_s", "n_ops", "n_calls",
-                      "launch_bound_share")
+                      "n_python_calls", "launch_bound_share")
 """Columns of a step frame (see :func:`flopcast.predictor.predict.step_frame`)."""
 
 HOST_COST_GRID_S = (0.0, *np.logspace(-7, -3.5, 22).tolist())
 """Host cost per op tried by the fit, s."""
 
 PRIOR_HOST_COST_S = {"gpu": 1.5e-5, "cpu": 3e-6, "other": 1.5e-5}
-"""Host (framework) cost per op of a device kind never measured, s."""
+"""Host (framework) cost per Python-level op of a device kind never measured, s."""
+
+INTERNAL_RATIO_GRID = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
+"""Host cost of an op run from C++ (a composite's parts, backward ops), as a share of a Python-level op's, tried
+by the fit; a kind never measured uses 1 (every call costs the same)."""
 
 PRIOR_LOG_INTERVAL = (math.log(0.5), math.log(2.0))
 """Residual quantiles (10 %, 90 %) of a stage with no measured steps: a factor of 2 either way."""
@@ -208,14 +213,18 @@ def time_design(frame: pd.DataFrame, base_s: np.ndarray) -> np.ndarray:
                             (frame["mode"] == "train").to_numpy(float)])
 
 
-def base_step_time_s(frame: pd.DataFrame, host_cost_s: float | np.ndarray) -> np.ndarray:
-    """Physical step time, s: op sum plus host cost per call (CPU) or the larger of the two (GPU).
+def base_step_time_s(frame: pd.DataFrame, host_cost_s: float | np.ndarray, internal_ratio: float = 1.0
+                     ) -> np.ndarray:
+    """Physical step time, s: op sum plus host time (CPU) or the larger of the two (GPU).
 
-    Host cost is paid by every dispatched aten call (``n_calls``, views included; ``n_ops`` in older frames).
+    Host time is paid by every dispatched aten call (``n_calls``, views included; ``n_ops`` in older frames):
+    ``host_cost_s`` per Python-level call (``n_python_calls``; every call in older frames) and
+    ``internal_ratio`` of that per call run from C++.
     """
     ops = frame["ops_s"].to_numpy(float)
-    calls = frame["n_calls"] if "n_calls" in frame else frame["n_ops"]
-    host = calls.to_numpy(float) * np.asarray(host_cost_s, float)
+    calls = (frame["n_calls"] if "n_calls" in frame else frame["n_ops"]).to_numpy(float)
+    python = frame["n_python_calls"].to_numpy(float) if "n_python_calls" in frame else calls
+    host = (python + internal_ratio * (calls - python)) * np.asarray(host_cost_s, float)
     return np.where(frame["kind"].to_numpy() == "gpu", np.maximum(ops, host), ops + host)
 
 
@@ -244,19 +253,20 @@ class StepTimeModel(_StageSet):
         for key, rows in self._keys(frame):
             f, y, g = frame[rows], y_all[rows], None if groups is None else groups[rows]
             kind = self._borrowed_kind(key, f)
-            if kind is not None:  # the kind's slopes and host cost, the device's own level
-                cost = kind["host_cost_s"]
-                base = base_step_time_s(f, cost)
+            if kind is not None:  # the kind's slopes and host costs, the device's own level
+                cost, ratio = kind["host_cost_s"], kind.get("internal_ratio", 1.0)
+                base = base_step_time_s(f, cost, ratio)
                 stage = kind["stage"].shifted(time_design(f, base), y - np.log(base))
             else:
-                cost = min(HOST_COST_GRID_S, key=lambda c, f=f, y=y, g=g: self._loss(f, y, g, c))
-                base = base_step_time_s(f, cost)
+                grid = [(c, r) for c in HOST_COST_GRID_S for r in INTERNAL_RATIO_GRID]
+                cost, ratio = min(grid, key=lambda cr, f=f, y=y, g=g: self._loss(f, y, g, *cr))
+                base = base_step_time_s(f, cost, ratio)
                 stage = LogLinearStage(self.alpha).fit(time_design(f, base), y - np.log(base), g)
-            self.stages_[key] = {"host_cost_s": float(cost), "stage": stage}
+            self.stages_[key] = {"host_cost_s": float(cost), "internal_ratio": float(ratio), "stage": stage}
         return self
 
-    def _loss(self, f: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None, cost: float) -> float:
-        base = base_step_time_s(f, cost)
+    def _loss(self, f: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None, cost: float, ratio: float) -> float:
+        base = base_step_time_s(f, cost, ratio)
         z = sized_design(time_design(f, base))
         return float(np.mean(np.abs(held_out_residuals(z, y - np.log(base), groups, self.alpha))))
 
@@ -275,7 +285,7 @@ class StepTimeModel(_StageSet):
                 log_q = np.array([[PRIOR_LOG_INTERVAL[0], 0.0, PRIOR_LOG_INTERVAL[1]]])
             else:
                 s = self.stages_[key]
-                base = base_step_time_s(one, s["host_cost_s"])
+                base = base_step_time_s(one, s["host_cost_s"], s.get("internal_ratio", 1.0))
                 log_q = s["stage"].predict(time_design(one, base))
             q = base[0] * np.exp(log_q[0])
             if key is None:  # no measured steps: at least as wide as the summed op intervals

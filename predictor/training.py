@@ -201,8 +201,8 @@ def fit_step_stages(model: CostModel, steps: pd.DataFrame, frame: pd.DataFrame) 
     """Fit the step time, energy and memory stages of ``model`` in place (empty stages without steps)."""
     if frame.empty:
         frame = pd.DataFrame(columns=["hardware", "kind", "mode", "ops_s", "ops_p10_s", "ops_p90_s", "n_ops", "n_calls",
-                                      "launch_bound_share", "power_share", "roofline_s", "energy_base_j",
-                                      "est_peak_memory_bytes"])
+                                      "n_python_calls", "launch_bound_share", "power_share", "roofline_s",
+                                      "energy_base_j", "est_peak_memory_bytes"])
     groups = steps["family"].astype(str).to_numpy() if len(steps) else None
     model.step_time.fit(frame, steps["time_s"].to_numpy(float) if len(steps) else np.zeros(0), groups)
     frame = with_energy_base(model, frame)

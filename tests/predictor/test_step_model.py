@@ -49,3 +49,29 @@ def test_foreach_optimizer_kernels_are_priced_as_one_step_like_the_microbenchmar
     assert (row["flops"], row["bytes_read"], row["bytes_written"]) == (50, 200, 120)
     # a per-parameter (CPU for-loop) optimizer has no optimizer-category kernels: nothing is merged
     assert merged_optimizer_step(ops.iloc[[0, 4]]).equals(ops.iloc[[0, 4]])
+
+
+def test_host_costs_of_python_and_cxx_calls_are_fitted_apart():
+    """A CPU step pays 4 us per Python-level call and a fifth of that per call run from C++."""
+    rng = np.random.default_rng(1)
+    n = 80
+    frame = _frame("cpu-a", n, rng).assign(ops_s=np.geomspace(1e-4, 1e-2, n))
+    frame["n_calls"] = rng.integers(100, 20_000, n)
+    frame["n_python_calls"] = (frame["n_calls"] * rng.uniform(0.05, 1.0, n)).astype(int)
+    cxx = frame["n_calls"] - frame["n_python_calls"]
+    time_s = frame["ops_s"] + 4e-6 * (frame["n_python_calls"] + 0.2 * cxx)
+    model = StepTimeModel().fit(frame, time_s.to_numpy(), np.array([f"fam{i % 6}" for i in range(n)]))
+    stage = model.stages_["cpu-a"]
+    assert stage["internal_ratio"] == pytest.approx(0.2)
+    assert stage["host_cost_s"] == pytest.approx(4e-6, rel=0.25)
+    assert np.median(np.abs(model.predict(frame)[:, 1] / time_s - 1)) < 0.05
+
+
+def test_frames_without_python_call_counts_charge_every_call_alike():
+    from flopcast.predictor.step_model import base_step_time_s
+
+    frame = _frame("cpu-a", 3, np.random.default_rng(0))
+    old = base_step_time_s(frame, 1e-5, internal_ratio=0.1)
+    assert np.allclose(old, frame["ops_s"] + 100 * 1e-5)
+    new = base_step_time_s(frame.assign(n_python_calls=10), 1e-5, internal_ratio=0.1)
+    assert np.allclose(new, frame["ops_s"] + (10 + 0.1 * 90) * 1e-5)
