@@ -104,13 +104,20 @@ class LogLinearStage:
 
         A device with fewer than :data:`MIN_STEPS_FULL` measured steps (a ``calibrate --quick`` CPU) borrows
         the slopes its device kind learned from many models and fits only its own level: the median
-        residual of its rows. Intervals keep the kind's held-out residual quantiles.
+        residual of its rows, one per mode (train, infer) when it measured both. Intervals keep the kind's
+        held-out residual quantiles.
         """
         check_fitted(self, "coef_")
         out = LogLinearStage(self.alpha, self.quantiles)
         z, y = np.asarray(z, float), np.asarray(log_ratio, float)
         out.coef_ = self.coef_.copy()
-        out.coef_[0] += float(np.median(y - np.clip(z, self.z_min_, self.z_max_) @ self.coef_))
+        resid = y - np.clip(z, self.z_min_, self.z_max_) @ self.coef_
+        train = z[:, -1] > 0.5  # the design's last column is the train flag
+        if train.any() and (~train).any():  # both modes measured: a level for each
+            out.coef_[0] += float(np.median(resid[~train]))
+            out.coef_[-1] += float(np.median(resid[train]) - np.median(resid[~train]))
+        else:
+            out.coef_[0] += float(np.median(resid))
         out.z_min_, out.z_max_ = self.z_min_.copy(), self.z_max_.copy()
         out.resid_q_ = list(self.resid_q_)
         out.held_out_ = self.held_out_

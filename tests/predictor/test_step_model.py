@@ -75,3 +75,16 @@ def test_frames_without_python_call_counts_charge_every_call_alike():
     assert np.allclose(old, frame["ops_s"] + 100 * 1e-5)
     new = base_step_time_s(frame.assign(n_python_calls=10), 1e-5, internal_ratio=0.1)
     assert np.allclose(new, frame["ops_s"] + (10 + 0.1 * 90) * 1e-5)
+
+
+def test_a_borrowing_device_fits_a_level_per_mode_when_it_measured_both():
+    rng = np.random.default_rng(3)
+    big, few = _frame("cpu-big", 60, rng), _frame("cpu-quick", 8, rng)
+    t_big = big["ops_s"].to_numpy() ** 0.8
+    # the quick CPU: 2x slower in train steps, 0.8x in infer steps, relative to the big one
+    t_few = np.where(few["mode"] == "train", 2.0, 0.8) * few["ops_s"].to_numpy() ** 0.8
+    model = StepTimeModel().fit(pd.concat([big, few], ignore_index=True), np.concatenate([t_big, t_few]),
+                                np.array([f"fam{i % 5}" for i in range(68)]))
+    probe = _frame("cpu-quick", 8, rng)
+    expected = np.where(probe["mode"] == "train", 2.0, 0.8) * probe["ops_s"].to_numpy() ** 0.8
+    assert np.max(np.abs(model.predict(probe)[:, 1] / expected - 1)) < 0.15
