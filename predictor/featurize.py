@@ -215,5 +215,19 @@ def encode(features: pd.DataFrame, vocab: Mapping[str, list[str]]) -> pd.DataFra
     for name in CATEGORICAL:
         cats = list(vocab.get(name, []))
         values = features[name].astype(str)
+        if name == "op":
+            values = in_vocabulary_op(values, cats)
         x[name] = pd.Categorical(values.where(values.isin(cats)), categories=cats)
     return x
+
+
+def in_vocabulary_op(ops: pd.Series, vocab: list[str]) -> pd.Series:
+    """Op names outside ``vocab`` whose out-of-place form is in it, mapped to it (``aten.add_`` -> ``aten.add``).
+
+    An in-place op runs the same kernel as its out-of-place form, writing into its input; microbenchmarks
+    time the out-of-place forms (the optimizer's for-loop and fused-activation ``_`` ops would otherwise be
+    unknown to the op model). Names in ``vocab`` (``aten.copy_``, ``aten._foreach_add_``) stay as they are.
+    """
+    known = set(vocab)
+    stripped = ops.str.rstrip("_")
+    return ops.where(ops.isin(known) | ~stripped.isin(known), stripped)

@@ -63,3 +63,14 @@ def test_bad_targets_are_refused(gpu):
     f = featurize(op_rows(4), gpu)
     with pytest.raises(ValueError, match="finite and > 0"):
         OpTimeModel(n_estimators=2).fit(f, np.array([1.0, 0.0, 1.0, 1.0]), 1e-6)
+
+
+def test_in_place_ops_are_encoded_as_their_out_of_place_kernel():
+    import pandas as pd
+
+    from flopcast.predictor.featurize import CATEGORICAL, NUMERIC, encode
+
+    rows = pd.DataFrame({**{n: [0.0] * 4 for n in NUMERIC}, **{n: ["x"] * 4 for n in CATEGORICAL}})
+    rows["op"] = ["aten.mul_", "aten.mul", "aten.copy_", "aten.lerp_"]
+    codes = encode(rows, {"op": ["aten.mul", "aten.copy_"]})["op"]
+    assert list(codes.astype(object).where(codes.notna(), None)) == ["aten.mul", "aten.mul", "aten.copy_", None]
