@@ -216,18 +216,47 @@ def encode(features: pd.DataFrame, vocab: Mapping[str, list[str]]) -> pd.DataFra
         cats = list(vocab.get(name, []))
         values = features[name].astype(str)
         if name == "op":
-            values = in_vocabulary_op(values, cats)
+            values = in_vocabulary_op(values, cats, features["category"].astype(str), features["n_inputs"])
         x[name] = pd.Categorical(values.where(values.isin(cats)), categories=cats)
     return x
 
 
-def in_vocabulary_op(ops: pd.Series, vocab: list[str]) -> pd.Series:
-    """Op names outside ``vocab`` whose out-of-place form is in it, mapped to it (``aten.add_`` -> ``aten.add``).
+def in_vocabulary_op(ops: pd.Series, vocab: list[str], category: pd.Series | None = None,
+                     n_inputs: pd.Series | None = None) -> pd.Series:
+    """Op names outside ``vocab`` mapped to the trained kernel closest to them.
 
-    An in-place op runs the same kernel as its out-of-place form, writing into its input; microbenchmarks
-    time the out-of-place forms (the optimizer's for-loop and fused-activation ``_`` ops would otherwise be
-    unknown to the op model). Names in ``vocab`` (``aten.copy_``, ``aten._foreach_add_``) stay as they are.
+    The op model has never seen such a name; rather than leave it missing (an arbitrary tree branch), it
+    takes, in order: its out-of-place form when that is in ``vocab`` (an in-place op runs the same kernel,
+    writing into its input: ``aten.add_`` -> ``aten.add``); else the representative kernel of its category
+    (:data:`CATEGORY_KERNELS`), when trained. An element-wise op with one input has no stand-in: unary
+    kernels differ too much per element (a copy-like ``neg`` against a transcendental ``erf``), so it stays
+    missing, as do names in no listed category. Names in ``vocab`` (``aten.copy_``, ``aten._foreach_add_``)
+    stay as they are.
+
+    Args:
+        ops: base op names.
+        vocab: op names the model was trained on.
+        category: each op's category (``None``: no category representatives).
+        n_inputs: each op's input count (tells unary element-wise ops apart; ``None``: all count as binary).
     """
     known = set(vocab)
     stripped = ops.str.rstrip("_")
-    return ops.where(ops.isin(known) | ~stripped.isin(known), stripped)
+    out = ops.where(ops.isin(known) | ~stripped.isin(known), stripped)
+    if category is None:
+        return out
+    rep = category.map(CATEGORY_KERNELS)
+    if n_inputs is not None:
+        rep = rep.where(~((category == "elementwise") & (n_inputs.to_numpy() < 2)), None)
+    use = ~out.isin(known) & rep.isin(known)
+    return out.where(~use, rep)
+
+
+CATEGORY_KERNELS = {
+    "elementwise": "aten.mul", "data-movement": "aten.copy_", "reduction": "aten.sum", "softmax": "aten._softmax",
+    "norm": "aten.native_layer_norm", "matmul": "aten.mm", "conv": "aten.convolution",
+    "attention": "aten._scaled_dot_product_flash_attention_for_cpu", "embedding": "aten.embedding",
+    "optimizer": "aten._foreach_add_",
+}
+"""Trained kernel standing in for an op name the op model never saw, by category (a memory-bound binary
+kernel for element-wise ops with two or more inputs, a copy for data movement, the category's main kernel
+otherwise; the phase feature tells forward and backward apart)."""

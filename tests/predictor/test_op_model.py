@@ -74,3 +74,17 @@ def test_in_place_ops_are_encoded_as_their_out_of_place_kernel():
     rows["op"] = ["aten.mul_", "aten.mul", "aten.copy_", "aten.lerp_"]
     codes = encode(rows, {"op": ["aten.mul", "aten.copy_"]})["op"]
     assert list(codes.astype(object).where(codes.notna(), None)) == ["aten.mul", "aten.mul", "aten.copy_", None]
+
+
+def test_an_unseen_op_name_takes_its_categorys_trained_kernel():
+    import pandas as pd
+
+    from flopcast.predictor.featurize import in_vocabulary_op
+
+    vocab = ["aten.mul", "aten.relu", "aten.copy_", "aten.sum"]
+    ops = pd.Series(["aten.sigmoid_backward", "aten.neg", "aten._to_copy", "aten.max_pool2d_with_indices",
+                     "aten.mystery", "aten._softmax"])
+    category = pd.Series(["elementwise", "elementwise", "data-movement", "reduction", "other", "softmax"])
+    mapped = in_vocabulary_op(ops, vocab, category, pd.Series([2, 1, 1, 1, 1, 1]))
+    # binary -> mul, casts -> copy, pooling -> sum; unary element-wise or no stand-in: unchanged (missing)
+    assert mapped.tolist() == ["aten.mul", "aten.neg", "aten.copy_", "aten.sum", "aten.mystery", "aten._softmax"]
