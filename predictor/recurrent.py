@@ -36,9 +36,11 @@ FUSED_RNN_OPS = frozenset({"aten._cudnn_rnn", "aten._cudnn_rnn_backward", "aten.
                            "aten.mkldnn_rnn_layer_backward"})
 """Base names of the fused recurrent ops expanded into kernels."""
 
-INNER_KERNEL_FLOOR_S = {"gpu": 3e-6, "cpu": 1e-6}
-"""Least time of a kernel a library launches back to back inside a fused op, s: CUDA's launch latency on
-one stream (about 2-4 us) and an OpenMP barrier of a CPU primitive (about 1 us); other kinds use the GPU's."""
+INNER_KERNEL_FLOOR_S = {"gpu": 3e-6, "cpu": 0.0}
+"""Least device time of a kernel launched from C++ rather than by a Python-level call, s: a GPU kernel
+launched back to back on one stream takes CUDA's launch latency (about 2-4 us) whatever its size; a CPU op
+run from C++ is just its compute (its dispatch is host time, fitted by the step stage). Other kinds use the
+GPU's."""
 
 _MODE_OF_GATES = {4: LSTM, 3: GRU, 1: RNN_TANH}
 _ITEMSIZE = {"float16": 2, "bfloat16": 2, "float64": 8}
