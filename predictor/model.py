@@ -45,14 +45,16 @@ class CostModel:
     def trained_name(self, d: HardwareDescriptor) -> str | None:
         """Name of the trained device ``d`` is, else ``None``.
 
-        Same name, or same vendor name and kind. A CPU must also have the same core count: CPU
-        descriptors are named by vendor and family (``local-cpu-amd-epyc``), and a 2-core VM's
-        measurements do not calibrate a 64-core server of the same family.
+        Same name, or same vendor name and kind. A CPU must also be the same processor: CPU descriptors
+        are named by vendor and brand (``local-cpu-amd-epyc``), which cloud VMs share across generations,
+        so the core count, the CPU family (``extra.cpu_family``, from ``/proc/cpuinfo``) and the vector
+        width (``extra.flops_per_cycle_per_core``) must match where both descriptors know them: a 2-core
+        Zen 5 VM's measurements do not calibrate a 64-core server or a Zen 3 VM of the same brand.
         """
         for name, entry in self.hardware.items():
             desc = entry["descriptor"]
             same = d.name == name or (bool(d.vendor_name) and desc.get("vendor_name") == d.vendor_name)
-            if same and desc.get("kind") == d.kind and (d.kind != "cpu" or _same_cores(d, desc)):
+            if same and desc.get("kind") == d.kind and (d.kind != "cpu" or _same_cpu(d, desc)):
                 return name
         return None
 
@@ -81,7 +83,11 @@ def finite_or(value: float | None, default: float) -> float:
     return float(value) if value is not None and math.isfinite(value) else default
 
 
-def _same_cores(d: HardwareDescriptor, desc: dict[str, Any]) -> bool:
-    """Whether a CPU descriptor has the core count of a trained CPU's descriptor (unknown counts match)."""
+def _same_cpu(d: HardwareDescriptor, desc: dict[str, Any]) -> bool:
+    """Whether a CPU descriptor matches a trained CPU's: core count, CPU family, FLOPs per cycle (unknowns match)."""
     trained = desc.get("compute_units")
-    return not trained or not d.compute_units or int(trained) == int(d.compute_units)
+    if trained and d.compute_units and int(trained) != int(d.compute_units):
+        return False
+    mine, theirs = d.extra or {}, desc.get("extra") or {}
+    return all(mine.get(k) is None or theirs.get(k) is None or mine[k] == theirs[k]
+               for k in ("cpu_family", "flops_per_cycle_per_core"))
