@@ -9,7 +9,8 @@ tables and writes ``experiments/results/eval_summary.{csv,md}``, ``eval_steps.cs
 - Step level: leave-one-family-out on the measured zoo steps (op model from microbenchmarks only; the step
   stages refitted without the family), for step time, energy and peak memory; leave-one-hardware-out.
 - Quick-calibrated CPU (``--quick DIR``, a ``flopcast calibrate --quick`` folder of a released CPU): that CPU
-  predicted from its quick campaign only, scored on its other released steps.
+  predicted as ``predict --calibration DIR`` does with a model trained without it, scored on its other
+  released steps.
 - Baselines in the same tables: FLOPs / (peak x 0.35), the pure roofline sum, and a linear regression on
   FLOPs fitted on the training split (energy baselines: TDP x those times; memory: the raw static estimate).
 """
@@ -26,6 +27,7 @@ import pandas as pd
 
 from flopcast.datasets.loader import Dataset, load_datasets, load_folder, trusted_rows
 from flopcast.predictor.analysis_cache import zoo_step
+from flopcast.predictor.calibrated import calibrate_model
 from flopcast.predictor.compose import op_quantiles
 from flopcast.predictor.featurize import featurize, peak_key
 from flopcast.predictor.memory import MemoryModel
@@ -170,7 +172,7 @@ def step_predictions(model: CostModel, ds: Dataset, train: pd.DataFrame, test: p
     return out
 
 
-def step_level(ds: Dataset, model: CostModel, progress: bool, quick: Dataset | None = None
+def step_level(ds: Dataset, model: CostModel, progress: bool, quick: Path | None = None
                ) -> tuple[list[dict], pd.DataFrame]:
     """Leave-one-family-out (and leave-one-hardware-out) step metrics for time, energy and peak memory."""
     steps, frame = composed_steps(model, trusted_rows(ds.steps), descriptors_of(ds), zoo_step, progress)
@@ -222,26 +224,31 @@ def hardware_out_steps(ds: Dataset, steps: pd.DataFrame) -> list[pd.DataFrame]:
     return out
 
 
-def quick_calibrated_steps(ds: Dataset, quick: Dataset) -> list[pd.DataFrame]:
+def quick_calibrated_steps(ds: Dataset, folder: Path) -> list[pd.DataFrame]:
     """A device known only from a ``flopcast calibrate --quick`` campaign, scored on its full released steps.
 
-    The model is trained on every other device's data plus the quick campaign's rows of this device (the
-    new-machine path: ``calibrate --quick`` then ``predict --hardware local``); it is scored on the released
-    steps of the device that the quick campaign did not measure (same model, batch, mode and precision
-    left out).
+    Exactly the new-machine path (``calibrate --quick`` then ``predict --hardware local --calibration``): a
+    model trained on every other device's data, then :func:`calibrate_model` with the quick folder and that
+    training data (op models refitted with the quick op rows; the device's step stages borrow the kind's
+    slopes and fit its own levels). Scored on the released steps of the device that the quick campaign did
+    not measure (same model, batch, mode and precision left out).
     """
+    quick = load_folder(folder)
     hw = next(iter(quick.descriptors))
     if hw not in ds.hardware:
         raise SystemExit(f"--quick: {hw} has no released steps to score against")
     others = subset(ds, hardware=[h for h in ds.hardware if h != hw])
-    train = Dataset(pd.concat([others.microbench, quick.microbench], ignore_index=True),
-                    pd.concat([others.steps, quick.steps], ignore_index=True),
-                    {**others.descriptors, **quick.descriptors}, {}, {}, "quick")
+    m = fit_op_stage(others, FitConfig(n_estimators=150, progress=False))
+    kept, frame = composed_steps(m, trusted_rows(others.steps), descriptors_of(others), zoo_step)
+    fit_step_stages(m, kept, frame)
+    m, d = calibrate_model(m, folder, training=others, cache=False)
     config = ["model", "batch_size", "mode", "precision"]
     seen = set(map(tuple, quick.steps[config].astype(str).to_numpy()))
     full = trusted_rows(ds.steps)
     full = full[(full["hardware"] == hw) & ~full[config].astype(str).apply(tuple, axis=1).isin(seen)]
-    scored = scored_steps(ds, train, trusted_rows(train.steps), full, hw, "quick-calibrated")
+    test, frame_test = composed_steps(m, full, {hw: d}, zoo_step)
+    train = pd.concat([kept, trusted_rows(quick.steps)], ignore_index=True)
+    scored = step_predictions(m, ds, train, test, frame_test).assign(split="quick-calibrated")
     print(f"  quick-calibrated {hw}: {len(quick.microbench)} op rows, {len(quick.steps)} steps; "
           f"scored on {len(scored)} other steps")
     return [scored]
@@ -308,8 +315,7 @@ def main() -> int:
     print(about)
     config = FitConfig(n_estimators=args.n_estimators, progress=False)
     op_rows, ops = ([], pd.DataFrame()) if args.skip_ops else op_level(ds, config)
-    quick = load_folder(args.quick) if args.quick else None
-    step_rows, steps = step_level(ds, fit_op_stage(ds, config), progress=True, quick=quick)
+    step_rows, steps = step_level(ds, fit_op_stage(ds, config), progress=True, quick=args.quick)
     shown = write(op_rows + step_rows, steps, ops, about)
     with pd.option_context("display.width", 200, "display.max_rows", 500):
         print(shown.to_string(index=False))

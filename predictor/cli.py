@@ -77,7 +77,8 @@ def run_predict(args: argparse.Namespace) -> int:
     config = predict_config_from_args(args)
     model = load_model(config.model_dir)
     analyses, predictions = predict(config, model)
-    records = prediction_records(config, analyses, predictions, model.version)
+    version = model.version if config.calibration is None else f"{model.version}, calibrated on {config.calibration}"
+    records = prediction_records(config, analyses, predictions, version)
     for r in records:
         if r["extrapolated"]:
             print(f"flopcast: warning: {r['hardware']}: prediction extrapolates beyond the training data "

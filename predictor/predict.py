@@ -294,7 +294,7 @@ def predict(config: PredictConfig, model: CostModel, analyse: Callable[[AnalyzeC
     """
     calibration = None
     if config.calibration is not None:
-        from flopcast.predictor.training import calibrate_model
+        from flopcast.predictor.calibrated import calibrate_model
 
         model, calibration = calibrate_model(model, config.calibration)
     devices = [resolve_hardware(h, calibration) for h in config.hardware]

@@ -180,8 +180,12 @@ class _StageSet:
             return None
         return self.stages_.get(f"kind:{f['kind'].iloc[0]}")
 
-    def _keys(self, frame: pd.DataFrame) -> list[tuple[str, np.ndarray]]:
-        keys = [(f"kind:{k}", (frame["kind"] == k).to_numpy()) for k in sorted(frame["kind"].unique())]
+    def _keys(self, frame: pd.DataFrame, kinds: Mapping[str, dict[str, Any]] | None = None
+              ) -> list[tuple[str, np.ndarray]]:
+        """Stage keys to fit with their rows; sets ``stages_`` to the given kind stages (fitted before)."""
+        self.stages_ = {k: v for k, v in (kinds or {}).items() if k.startswith("kind:")}
+        keys = [] if kinds is not None else [
+            (f"kind:{k}", (frame["kind"] == k).to_numpy()) for k in sorted(frame["kind"].unique())]
         keys += [(str(h), (frame["hardware"] == h).to_numpy()) for h in sorted(frame["hardware"].unique())]
         return [(k, rows) for k, rows in keys if rows.sum() >= self.min_steps]
 
@@ -243,21 +247,24 @@ class StepTimeModel(_StageSet):
         min_steps: fewest measured steps for a stage of its own.
     """
 
-    def fit(self, frame: pd.DataFrame, time_s: np.ndarray, groups: np.ndarray | None = None) -> StepTimeModel:
+    def fit(self, frame: pd.DataFrame, time_s: np.ndarray, groups: np.ndarray | None = None,
+            kinds: Mapping[str, dict[str, Any]] | None = None) -> StepTimeModel:
         """Fit one stage per hardware (and per device kind) with enough measured steps.
 
         Args:
             frame: step frame (:data:`STEP_FRAME_COLUMNS`).
             time_s: measured step times, s.
             groups: model family of each step (held-out residuals leave one family out).
+            kinds: device-kind stages of a model fitted before (``stages_`` entries ``kind:<kind>``): kept
+                as they are, and a device with few steps borrows from them (``predict --calibration``
+                without the training data).
 
         Returns:
             ``self``.
         """
         y_all = np.log(np.asarray(time_s, float))
         groups = None if groups is None else np.asarray(groups)
-        self.stages_ = {}
-        for key, rows in self._keys(frame):
+        for key, rows in self._keys(frame, kinds):
             f, y, g = frame[rows], y_all[rows], None if groups is None else groups[rows]
             kind = self._borrowed_kind(key, f)
             if kind is not None:  # the kind's slopes and host costs, the device's own level
@@ -315,16 +322,18 @@ class StepEnergyModel(_StageSet):
     :data:`STEP_FRAME_COLUMNS`.
     """
 
-    def fit(self, frame: pd.DataFrame, energy_j: np.ndarray, groups: np.ndarray | None = None) -> StepEnergyModel:
+    def fit(self, frame: pd.DataFrame, energy_j: np.ndarray, groups: np.ndarray | None = None,
+            kinds: Mapping[str, dict[str, Any]] | None = None) -> StepEnergyModel:
         """Fit one stage per hardware (and kind) with enough steps with measured energy.
+
+        ``kinds``: device-kind stages fitted before, as in :meth:`StepTimeModel.fit`.
 
         Returns:
             ``self``.
         """
         y_all = np.log(np.asarray(energy_j, float))
         groups = None if groups is None else np.asarray(groups)
-        self.stages_ = {}
-        for key, rows in self._keys(frame):
+        for key, rows in self._keys(frame, kinds):
             f, base = frame[rows], frame["energy_base_j"].to_numpy(float)[rows]
             z, y = energy_design(f, base), y_all[rows] - np.log(base)
             kind = self._borrowed_kind(key, f)

@@ -197,18 +197,26 @@ def composed_steps(model: CostModel, steps: pd.DataFrame, descs: dict[str, Hardw
     return out, step_frame(rows)
 
 
-def fit_step_stages(model: CostModel, steps: pd.DataFrame, frame: pd.DataFrame) -> None:
-    """Fit the step time, energy and memory stages of ``model`` in place (empty stages without steps)."""
+def fit_step_stages(model: CostModel, steps: pd.DataFrame, frame: pd.DataFrame, kinds_from: CostModel | None = None
+                    ) -> None:
+    """Fit the step time, energy and memory stages of ``model`` in place (empty stages without steps).
+
+    ``kinds_from``: a fitted model whose device-kind stages are kept (not refitted on ``frame``) and lent to
+    devices with few steps.
+    """
+    kinds = {part: None if kinds_from is None else getattr(kinds_from, part).stages_
+             for part in ("step_time", "step_energy")}
     if frame.empty:
         frame = pd.DataFrame(columns=["hardware", "kind", "mode", "ops_s", "ops_p10_s", "ops_p90_s", "n_ops", "n_calls",
                                       "n_python_calls", "launch_bound_share", "power_share", "roofline_s",
                                       "energy_base_j", "est_peak_memory_bytes"])
     groups = steps["family"].astype(str).to_numpy() if len(steps) else None
-    model.step_time.fit(frame, steps["time_s"].to_numpy(float) if len(steps) else np.zeros(0), groups)
+    model.step_time.fit(frame, steps["time_s"].to_numpy(float) if len(steps) else np.zeros(0), groups,
+                        kinds["step_time"])
     frame = with_energy_base(model, frame)
     has_e = (steps["energy_j"].astype(float) > 0).to_numpy() if len(steps) else np.zeros(0, bool)
     model.step_energy.fit(frame[has_e], steps.loc[has_e, "energy_j"].to_numpy(float),
-                          groups[has_e] if groups is not None else None)
+                          groups[has_e] if groups is not None else None, kinds["step_energy"])
     mem = frame.assign(est_peak_memory_bytes=steps["est_peak_memory_bytes"].to_numpy(float) if len(steps) else [])
     model.memory.fit(mem, steps["measured_peak_memory_bytes"].astype(float).to_numpy() if len(steps) else [])
 
@@ -245,39 +253,3 @@ def fit_from_paths(config: FitConfig) -> CostModel:
         where = ", ".join(map(str, config.data)) or "datasets/"
         raise FitError(f"no microbenchmark rows in {where}: run `flopcast calibrate` or pass --data DIR")
     return fit_cost_model(ds, config)
-
-
-def calibrate_model(model: CostModel, folder: str | Path, analyse: Callable[..., StepAnalysis] = zoo_step
-                    ) -> tuple[CostModel, HardwareDescriptor]:
-    """A copy of ``model`` calibrated for the device of one campaign folder (``predict --calibration``).
-
-    The op models are kept; the device gets its own fitted launch overhead and, from the folder's measured
-    steps, its own step time, energy and memory stages. A device the model was trained on is returned as is.
-
-    Returns:
-        The calibrated model and the folder's descriptor.
-
-    Raises:
-        FitError: when the folder holds other than exactly one device.
-    """
-    ds = load_datasets([folder])
-    if len(ds.descriptors) != 1:
-        raise FitError(f"--calibration {folder}: expected one device's campaign, found {len(ds.descriptors)}")
-    name, d = next(iter(descriptors_of(ds).items()))
-    if model.trained_name(d) is not None:
-        return model, d
-    mb = trusted_rows(ds.microbench)
-    view = HardwareView.of(d, None, model.imputed_eff.get(d.kind, {}))
-    local = CostModel(model.op_time, model.op_power, StepTimeModel(), StepEnergyModel(), MemoryModel(),
-                      imputed_eff=model.imputed_eff, info=model.info)
-    local.hardware = {name: {"descriptor": ds.descriptors[name], "op_rows": len(mb), "energy_source": "none",
-                             "overhead_s": fitted_overhead_s(mb, view) if len(mb) else view.launch_overhead_s}}
-    steps, frame = composed_steps(local, trusted_rows(ds.steps), {name: d}, analyse)
-    fit_step_stages(local, steps, frame)
-    local.hardware[name].update(step_rows=len(steps), energy_source=energy_source(steps))
-    merged = CostModel(model.op_time, model.op_power, StepTimeModel(), StepEnergyModel(), MemoryModel(),
-                       hardware={**model.hardware, **local.hardware}, imputed_eff=model.imputed_eff, info=model.info)
-    for part in ("step_time", "step_energy", "memory"):
-        own = {k: v for k, v in getattr(local, part).stages_.items() if k == name}
-        getattr(merged, part).stages_ = {**getattr(model, part).stages_, **own}
-    return merged, d

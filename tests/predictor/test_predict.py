@@ -102,7 +102,8 @@ def test_step_time_is_close_on_a_trained_device(model, dataset):
 
 
 def test_calibration_folder_makes_a_new_device_calibrated(dataset, data_root, tmp_path):
-    from flopcast.predictor.training import FitConfig, calibrate_model, fit_cost_model
+    from flopcast.predictor.calibrated import calibrate_model
+    from flopcast.predictor.training import FitConfig, fit_cost_model
     from tests.datasets.synthetic import write_folder
     from tests.predictor.conftest import synthetic_analyse as analyse
 

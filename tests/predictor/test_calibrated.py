@@ -1,0 +1,58 @@
+"""``predict --calibration``: a model refitted with a campaign's rows (or, without training data, restaged)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from flopcast.datasets.loader import load_datasets
+from flopcast.predictor.calibrated import calibrate_model, distinct_name
+from flopcast.predictor.predict import predict_on
+from flopcast.predictor.training import FitConfig, fit_cost_model
+from tests.datasets.synthetic import write_folder
+from tests.predictor.conftest import synthetic_analyse as analyse
+
+
+@pytest.fixture(scope="module")
+def gpu_data(data_root):
+    return load_datasets([data_root / "test-gpu"])
+
+
+@pytest.fixture(scope="module")
+def gpu_only(gpu_data):
+    return fit_cost_model(gpu_data, FitConfig(n_estimators=20, progress=False), analyse=analyse)
+
+
+def test_with_its_training_data_the_model_is_refitted_with_the_campaign_and_cached(gpu_only, gpu_data, tmp_path):
+    folder = write_folder(tmp_path, "test-cpu", n_ops=40)
+    model, d = calibrate_model(gpu_only, folder, analyse=analyse, training=gpu_data)
+    assert d.name == "test-cpu" and model.trained_name(d) == "test-cpu"
+    assert model.hardware["test-cpu"]["op_rows"] == 40 and model.hardware["test-cpu"]["step_rows"] > 0
+    assert model.op_time is not gpu_only.op_time  # refitted with the campaign's op rows
+    assert "test-cpu" not in gpu_only.hardware
+    cached = [p for p in folder.iterdir() if p.name.startswith("model-")]
+    assert len(cached) == 1 and (cached[0] / "metadata.json").is_file()
+    again, _ = calibrate_model(gpu_only, folder, analyse=analyse, training=gpu_data)
+    step = analyse("a1", 4, "train", "fp32", "adamw", "cpu")
+    first = predict_on(model, step, d, "fp32", "train").step_time_s
+    assert predict_on(again, step, d, "fp32", "train").step_time_s == pytest.approx(first)
+
+
+def test_without_training_data_only_the_device_stages_are_fitted(gpu_only, tmp_path):
+    folder = write_folder(tmp_path, "test-cpu", n_ops=40)
+    model, d = calibrate_model(gpu_only, folder, analyse=analyse, cache=False)  # released data: another version
+    assert model.op_time is gpu_only.op_time and model.trained_name(d) == "test-cpu"
+    assert not [p for p in folder.iterdir() if p.name.startswith("model-")]
+
+
+def test_a_campaign_named_like_another_processor_of_the_training_data_is_renamed(data_root, tmp_path):
+    training = load_datasets([data_root / "test-cpu", data_root / "test-gpu"])
+    folder = write_folder(tmp_path, "test-cpu", n_ops=10)
+    desc = json.loads((folder / "descriptor.json").read_text())
+    (folder / "descriptor.json").write_text(json.dumps({**desc, "extra": {"cpu_family": 25}}))
+    campaign = distinct_name(load_datasets([folder]), training)
+    (name,) = campaign.descriptors
+    assert name.startswith("test-cpu-") and campaign.descriptors[name]["name"] == name
+    assert set(campaign.microbench["hardware"]) == set(campaign.steps["hardware"]) == {name}
+    assert distinct_name(campaign, training) is campaign  # no clash: unchanged
