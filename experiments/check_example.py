@@ -1,8 +1,9 @@
 """Predicted vs measured step time of one PyTorch target on this CPU (a spot check of ``flopcast predict``).
 
-Run: ``python experiments/check_example.py [TARGET] [--batch-size 512] [--mode train]``; default target: the
-README's example. Measures the real step on this CPU with the calibration windows (warm-up, >= 3 windows,
-median) and prints it beside the prediction of the bundled model for ``--hardware local``.
+Run: ``python experiments/check_example.py [TARGET] [--batch-size 512] [--mode train] [--calibration DIR]``;
+default target: the README's example. Measures the real step on this CPU with the calibration windows
+(warm-up, >= 3 windows, median) and prints it beside the prediction of the bundled model for ``--hardware
+local`` (with ``--calibration DIR``: after ``flopcast calibrate --quick --out DIR``, the new-machine path).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def main() -> int:
     parser.add_argument("target", nargs="?", default="features/examples/tabular_mlp.py:build")
     parser.add_argument("--batch-size", type=int, default=512)
     parser.add_argument("--mode", default="train", choices=("train", "infer"))
+    parser.add_argument("--calibration", help="a `flopcast calibrate --out` folder of this CPU")
     args = parser.parse_args()
     loaded = load_file_target(args.target)
     model = loaded.builder()
@@ -32,7 +34,8 @@ def main() -> int:
     step = make_step(model, inputs, mode=args.mode, optimizer="adamw", precision="fp32", device="cpu")
     m = measure(step, device="cpu", min_window_s=0.2, n_windows=5, energy_window_s=0.0)
     out = subprocess.run([sys.executable, "-m", "flopcast.predictor.main", "predict", args.target, "--batch-size",
-                          str(args.batch_size), "--mode", args.mode, "--hardware", "local", "--json"],
+                          str(args.batch_size), "--mode", args.mode, "--hardware", "local", "--json",
+                          *(["--calibration", args.calibration] if args.calibration else [])],
                          capture_output=True, text=True, check=True)
     p = json.loads(out.stdout)
     p = p[0] if isinstance(p, list) else p
