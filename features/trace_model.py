@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 
@@ -117,10 +118,10 @@ def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec]
         parts = make_step_parts(model, inputs, mode=config.mode, optimizer=config.optimizer,
                                 precision=config.precision, device=config.device, emulate_cuda=True)
         tracker = ModulePathTracker(model)
-        calls = PythonCalls()
+        calls = PythonCalls() if config.mode == "train" else None  # infer: fast paths need no function mode
         rec = OpRecorder(tracker, memory, python_calls=calls)
         hooks = []
-        with tracker, calls, rec, real_run_behaviour():
+        with tracker, calls or contextlib.nullcontext(), rec, real_run_behaviour():
             rec.recording = False
             warm_optimizer_state(parts)
             memory.track_all(model.parameters(), "parameters")

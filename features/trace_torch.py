@@ -135,7 +135,10 @@ class PythonCalls(TorchFunctionMode):
     """Counts the Python-level torch calls (functions, tensor methods) while active.
 
     A mode is off while its handler runs, so the calls a function makes from inside (C++ or Python) are not
-    counted: every aten op dispatched between two counts belongs to one Python-level call.
+    counted: every aten op dispatched between two counts belongs to one Python-level call. For train steps
+    only: an active torch-function mode turns off torch's fused inference fast paths (``nn.MultiheadAttention``,
+    ``nn.TransformerEncoderLayer``), so an inference step is tagged by :class:`OpRecorder` from the composites
+    it decomposes itself (under ``inference_mode`` they reach it whole; the rest are Python-level calls).
 
     Attributes:
         count: Python-level calls seen so far.
@@ -171,6 +174,7 @@ class OpRecorder(TorchDispatchMode):
         self.memory = memory
         self.framework = framework
         self._composites: list[Any] = []  # the composite ops being decomposed, innermost last
+        self._composite_fresh = False  # no op of the outermost composite being decomposed recorded yet
 
     @property
     def where(self) -> str:
@@ -199,6 +203,7 @@ class OpRecorder(TorchDispatchMode):
                 # layer_norm, dropout, to, scaled_dot_product_attention, gru, ...) reach this mode
                 # whole. Real execution runs their decomposition; so do we, re-entering this mode so
                 # that each part is recorded (and the composite itself is not: no double count).
+                self._composite_fresh = self._composite_fresh or not self._composites
                 self._composites.append(func)
                 try:
                     with self:
@@ -247,8 +252,12 @@ class OpRecorder(TorchDispatchMode):
             read = read if cost.bytes_read is None else int(cost.bytes_read)
             written = written if cost.bytes_written is None else int(cost.bytes_written)
         index = len(self.records)
-        call = self.python_calls.count if self.python_calls is not None else index
-        first_of_call, self._last_call = call != self._last_call, call
+        if self.python_calls is not None:
+            call = self.python_calls.count
+            first_of_call, self._last_call = call != self._last_call, call
+        else:  # a composite decomposed here (inference mode) is one call: its first part only
+            first_of_call = not self._composites or self._composite_fresh
+            self._composite_fresh = False
         self.records.append(OpRecord(
             index=index,
             op=op_name(func),
