@@ -6,8 +6,8 @@ learns the device from the campaign. When the data the model was trained on is a
 (each device weighs the same in the op fit, so a 200-row quick campaign counts as much as a released CPU;
 the device's few steps borrow the slopes of its kind's stage, fitted with them, and set its own levels per
 mode). Otherwise the op models are kept and only the device's stages are fitted, on the model's kind
-stages. The result is cached in the folder (``model-<key>/``, keyed by the model, the training data and
-the campaign), so the fit runs once.
+stages. The result is cached in the folder (``model-<key>/``, keyed by the model and its creation time, the
+static-analysis source, the training data and the campaign), so the fit runs once.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pandas as pd
 
 from flopcast.calibration.descriptor import HardwareDescriptor
 from flopcast.datasets.loader import Dataset, load_datasets, trusted_rows
-from flopcast.predictor.analysis_cache import StepAnalysis, zoo_step
+from flopcast.predictor.analysis_cache import StepAnalysis, features_digest, zoo_step
 from flopcast.predictor.featurize import HardwareView
 from flopcast.predictor.io import ModelFileError, load_model, save_model
 from flopcast.predictor.memory import MemoryModel
@@ -71,7 +71,8 @@ def calibrate_model(model: CostModel, folder: str | Path, analyse: Callable[...,
     if training is not None:
         campaign = distinct_name(campaign, training)
     d = next(iter(descriptors_of(campaign).values()))
-    key = hashlib.sha256(f"{model.version}|{training.version if training else '-'}|{campaign.version}".encode())
+    key = hashlib.sha256("|".join([model.version, str(model.info.get("created")), features_digest(),
+                                   training.version if training else "-", campaign.version]).encode())
     cached = Path(folder) / f"model-{key.hexdigest()[:12]}"
     if cache and cached.is_dir():
         try:
@@ -79,9 +80,10 @@ def calibrate_model(model: CostModel, folder: str | Path, analyse: Callable[...,
         except ModelFileError as e:
             log.warning("recalibrating: %s", e)
     if training is not None and len(trusted_rows(campaign.microbench)):
-        log.warning("calibrating the cost model for %s on %s: a refit on %s plus the campaign, once (cached "
-                    "in the folder; the first time on a machine also analyses the training steps)", d.name,
-                    folder, training.version)
+        log.warning("calibrating the cost model for %s: a refit on its training data (%s) plus the campaign "
+                    "in %s%s", d.name, training.version, folder,
+                    " (once: cached there; the first time on a machine also analyses the training steps)"
+                    if cache else "")
         out = fit_cost_model(merged(training, campaign), FitConfig(n_estimators=model.op_time.n_estimators,
                                                                    progress=False), analyse)
         out.info["calibrated_for"] = {"device": d.name, "campaign": campaign.version, "base_model": model.version}
