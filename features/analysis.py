@@ -190,7 +190,7 @@ class Analysis:
             "arithmetic_intensity": self.arithmetic_intensity,
             "params": self.params,
             "trainable_params": self.trainable_params,
-            "peak_memory_bytes": self.peak_memory_bytes,
+            "peak_memory_bytes": self.peak_memory_bytes if self.memory else None,  # null: not estimated
             "peak_memory_breakdown": dict(self.memory.breakdown_bytes) if self.memory else {},
             "op_count": self.op_count,
             "recorded_ops": len(self.ops),

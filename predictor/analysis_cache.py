@@ -40,18 +40,21 @@ class StepAnalysis:
             Python-level call, :attr:`flopcast.features.records.OpRecord.python_call`).
         peak_memory_bytes: the analysis' peak-memory estimate, bytes.
         params: parameters.
+        memory_estimated: whether the front end estimated the peak (NumPy, TensorFlow and ONNX analyses
+            do not: their ``peak_memory_bytes`` is 0, not a measurement).
     """
 
     ops: pd.DataFrame
     peak_memory_bytes: int
     params: int
+    memory_estimated: bool = True
 
     @classmethod
     def of(cls, analysis: Analysis) -> StepAnalysis:
         """From a full analysis."""
         table = ops_table(analysis.ops)[list(KEPT_COLUMNS)]
         table["python_call"] = [o.python_call for o in analysis.ops]
-        return cls(table, analysis.peak_memory_bytes, analysis.params)
+        return cls(table, analysis.peak_memory_bytes, analysis.params, analysis.memory is not None)
 
 
 def cache_dir() -> Path:

@@ -119,8 +119,9 @@ def render(records: list[dict[str, Any]], console: Console) -> None:
     rows: list[tuple[str, Any]] = [
         ("step time", lambda r: _interval(r, "step_time_s", "s")),
         ("step energy", lambda r: _interval(r, "step_energy_j", "J")),
-        ("peak memory", lambda r: f"{si(r['peak_memory_bytes'], 'B', 1024)} of {si(r['memory_bytes'], 'B', 1024)}"),
-        ("fits", lambda r: "yes" if r["fits"] else "[red]no[/red]"),
+        ("peak memory", lambda r: "not estimated" if r["peak_memory_bytes"] is None else
+         f"{si(r['peak_memory_bytes'], 'B', 1024)} of {si(r['memory_bytes'], 'B', 1024)}"),
+        ("fits", lambda r: "unknown" if r["fits"] is None else "yes" if r["fits"] else "[red]no[/red]"),
         ("calibrated", lambda r: "yes" if r["calibrated"] else "no (wider intervals)"),
     ]
     if "run_time_s" in r0:
@@ -129,7 +130,8 @@ def render(records: list[dict[str, Any]], console: Console) -> None:
                  ("run energy", lambda r: _interval(r, "run_energy_kwh", "kWh")),
                  ("run CO2", lambda r: f"{_interval(r, 'run_co2_kg', 'kg')} ({r['region']}, PUE {r['pue']:g})")]
     if "max_batch_size" in r0:
-        rows.append(("max batch size", lambda r: str(r["max_batch_size"])))
+        rows.append(("max batch size", lambda r: "unknown" if r["max_batch_size"] is None
+                     else str(r["max_batch_size"])))
     for label, cell in rows:
         table.add_row(label, *(cell(r) for r in records))
     console.print(table)

@@ -90,10 +90,10 @@ class Prediction:
         extrapolated: whether the step or device lies outside the training range.
         step_time_s: median step time and its 10 / 90 % quantiles, s.
         step_energy_j: median step energy and its 10 / 90 % quantiles, J.
-        est_peak_memory_bytes: the analysis' peak estimate, bytes.
-        peak_memory_bytes: predicted peak (allocator overhead included), bytes.
+        est_peak_memory_bytes: the analysis' peak estimate, bytes (``None``: the front end estimates none).
+        peak_memory_bytes: predicted peak (allocator overhead included), bytes (``None``: not estimated).
         memory_bytes: device memory, bytes.
-        fits: whether the peak plus context overhead fits in the device memory.
+        fits: whether the peak plus context overhead fits in the device memory (``None``: unknown).
         composed: op-level details.
         notes: one-line caveats (roofline fallback, extrapolation, energy prior).
     """
@@ -104,10 +104,10 @@ class Prediction:
     extrapolated: bool
     step_time_s: tuple[float, float, float]
     step_energy_j: tuple[float, float, float]
-    est_peak_memory_bytes: int
-    peak_memory_bytes: int
+    est_peak_memory_bytes: int | None
+    peak_memory_bytes: int | None
     memory_bytes: int
-    fits: bool
+    fits: bool | None
     composed: ComposedStep
     notes: tuple[str, ...] = ()
     energy_source: str = "prior"
@@ -188,8 +188,8 @@ def predict_on(model: CostModel, step: StepAnalysis, d: HardwareDescriptor, prec
     e = tuple(float(x) for x in model.step_energy.predict(frame)[0])
     if not calibrated:
         t, e = widen(t), widen(e)
-    peak = int(model.memory.predict(name, d.kind, step.peak_memory_bytes))
-    notes = []
+    peak = int(model.memory.predict(name, d.kind, step.peak_memory_bytes)) if step.memory_estimated else None
+    notes = [] if step.memory_estimated else ["peak memory not estimated: this front end traces no tensor lifetimes"]
     if c.fallback:
         cats = ", ".join(f"{k} ({n} ops)" for k, n in sorted(c.fallback.items()))
         notes.append(f"no trained op model for {cats}: predicted from the roofline")
@@ -202,8 +202,10 @@ def predict_on(model: CostModel, step: StepAnalysis, d: HardwareDescriptor, prec
                      ", not measured power")
     return Prediction(
         hardware=d.name, kind=d.kind, calibrated=calibrated, extrapolated=c.extrapolated,
-        step_time_s=t, step_energy_j=e, est_peak_memory_bytes=int(step.peak_memory_bytes),
-        peak_memory_bytes=peak, memory_bytes=int(d.memory_bytes), fits=fits_in_memory(peak, d.memory_bytes, d.kind),
+        step_time_s=t, step_energy_j=e,
+        est_peak_memory_bytes=int(step.peak_memory_bytes) if step.memory_estimated else None,
+        peak_memory_bytes=peak, memory_bytes=int(d.memory_bytes),
+        fits=fits_in_memory(peak, d.memory_bytes, d.kind) if peak is not None else None,
         composed=c, notes=tuple(notes), energy_source=source,
     )
 
@@ -310,7 +312,9 @@ def predict(config: PredictConfig, model: CostModel, analyse: Callable[[AnalyzeC
         if config.dataset_size:
             extra.update(run_totals(p, config.analysis.batch_size, config.dataset_size, config.epochs,
                                     config.region, config.pue))
-        if config.max_batch:
+        if config.max_batch and a.memory is None:
+            extra["max_batch_size"] = None  # no peak-memory estimate to search with (see the note)
+        elif config.max_batch:
             def at(b: int, device: str = device) -> StepAnalysis:
                 return StepAnalysis.of(analyse(replace(config.analysis, device=device, batch_size=b)))
 

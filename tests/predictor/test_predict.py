@@ -117,3 +117,12 @@ def test_calibration_folder_makes_a_new_device_calibrated(dataset, data_root, tm
     assert not before.calibrated and after.calibrated
     assert calibrated.step_time.stage_key("test-cpu", "cpu") == "test-cpu"
     assert "test-cpu" not in gpu_only.hardware  # the original model is left alone
+
+
+def test_a_front_end_without_a_memory_estimate_reports_it_unknown_not_zero(model):
+    step = synthetic_analyse("b2", 4, "infer", "fp32", "none", "cuda")
+    p = predict_on(model, replace(step, memory_estimated=False), GPU, "fp32", "infer")
+    assert p.peak_memory_bytes is None and p.est_peak_memory_bytes is None and p.fits is None
+    assert any("peak memory not estimated" in n for n in p.notes)
+    assert p.step_time_s[1] > 0  # time and energy are still predicted
+    assert predict_on(model, step, GPU, "fp32", "infer").fits is True

@@ -143,3 +143,8 @@ def test_detection(tmp_path):
     assert detect_framework("m.onnx", None) == "onnx"
     assert detect_framework("m.py", torch.nn.Linear(2, 2)) == "torch"
     assert detect_framework("m.py", lambda: torch.nn.Linear(2, 2)) == "torch"
+
+
+def test_no_peak_memory_estimate_is_null_not_zero():
+    a = run("numpy", sci.kmeans_step, inputs=("float64[N,D]", "float64[K,D]"), dims={"N": 100, "D": 8, "K": 4})
+    assert a.memory is None and a.to_dict()["peak_memory_bytes"] is None
