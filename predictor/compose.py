@@ -83,7 +83,8 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
         precision: the step's precision.
     """
     python = ops["python_call"].to_numpy(bool) if "python_call" in ops else np.ones(len(ops), bool)
-    work = expand_recurrent(merged_optimizer_step(ops[~is_free(ops)].assign(python_call=python[~is_free(ops)])))
+    busy = ~is_free(ops)
+    work = expand_recurrent(merged_optimizer_step(ops[busy].assign(python_call=python[busy])))
     repeat = work.pop("repeat").to_numpy(float)
     inner = work.pop("inner").to_numpy(bool) | ~work.pop("python_call").to_numpy(bool)
     hw = model.view(d)

@@ -312,7 +312,7 @@ def predict(config: PredictConfig, model: CostModel, analyse: Callable[[AnalyzeC
         if config.dataset_size:
             extra.update(run_totals(p, config.analysis.batch_size, config.dataset_size, config.epochs,
                                     config.region, config.pue))
-        if config.max_batch and a.memory is None:
+        if config.max_batch and p.peak_memory_bytes is None:
             extra["max_batch_size"] = None  # no peak-memory estimate to search with (see the note)
         elif config.max_batch:
             def at(b: int, device: str = device) -> StepAnalysis:

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from flopcast.features.formulas.rnn import BACKWARD_FACTOR, GRU, LSTM, RNN_TANH, gate_flops
+from flopcast.predictor.featurize import base_op_name
 
 FUSED_RNN_OPS = frozenset({"aten._cudnn_rnn", "aten._cudnn_rnn_backward", "aten.mkldnn_rnn_layer",
                            "aten.mkldnn_rnn_layer_backward"})
@@ -152,7 +153,7 @@ def expand_recurrent(work: pd.DataFrame) -> pd.DataFrame:
     Every row gets a ``repeat`` count and an ``inner`` flag (a kernel launched inside a fused op); rows whose
     shapes do not read as an RNN call stay as they are (``repeat`` 1, not inner).
     """
-    names = work["op"].astype(str).map(lambda s: ".".join(s.split(".")[:2]))
+    names = work["op"].astype(str).map(base_op_name)
     fused = names.isin(FUSED_RNN_OPS).to_numpy()
     if not fused.any():
         return work.assign(repeat=1, inner=False)

@@ -11,7 +11,7 @@ from torch import nn
 from flopcast.features.api import analyze
 from flopcast.features.table import ops_table
 from flopcast.predictor.compose import compose
-from flopcast.predictor.featurize import is_free
+from flopcast.predictor.featurize import base_op_name, is_free
 from flopcast.predictor.recurrent import (
     FUSED_RNN_OPS,
     INNER_KERNEL_FLOOR_S,
@@ -41,7 +41,7 @@ def _ops(cls, device: str, steps: int, batch: int, layers: int = 1, bidirectiona
 
 
 def _fused(ops):
-    return ops[ops["op"].map(lambda s: ".".join(str(s).split(".")[:2])).isin(FUSED_RNN_OPS)]
+    return ops[ops["op"].map(base_op_name).isin(FUSED_RNN_OPS)]
 
 
 # A CPU step runs LSTMs as oneDNN layers and GRUs already as per-step kernels; a CUDA step fuses both.
@@ -61,7 +61,7 @@ def test_kernels_carry_the_fused_ops_flops(device, cls, layers, bidirectional):
 def test_layers_steps_and_batch_read_from_shapes(device):
     fused = _fused(_ops(nn.LSTM, device, steps=5, batch=4, layers=2, bidirectional=True, mode="infer"))
     layers = [x for _, r in fused.iterrows()
-              for x in recurrent_layers(".".join(r["op"].split(".")[:2]), json.loads(r["input_shapes"]),
+              for x in recurrent_layers(base_op_name(r["op"]), json.loads(r["input_shapes"]),
                                        json.loads(r["output_shapes"]))]
     if device == "cpu":  # oneDNN: one op per layer and direction
         assert len(layers) == 4 and {x.directions for x in layers} == {1}
