@@ -137,9 +137,12 @@ def concrete_graph(tf: Any, keras: Any, model: Any, specs: Sequence[Any], config
         return model(*xs, training=config.mode == "train")
 
     try:
-        fwd = tf.function(forward).get_concrete_function(*specs)  # also builds an unbuilt model
-        if config.mode != "train" or not model.trainable_variables:
-            return fwd.graph
+        # the forward graph is the answer for inference; in training it only builds an unbuilt model (a
+        # built Keras model's train step is traced once, not after a throw-away forward trace)
+        if config.mode != "train" or not getattr(model, "built", False) or not model.trainable_variables:
+            fwd = tf.function(forward).get_concrete_function(*specs)
+            if config.mode != "train" or not model.trainable_variables:
+                return fwd.graph
         variables = model.trainable_variables
         opt = _optimizer(keras, config.optimizer) if config.optimizer != "none" else None
         if opt is not None:
