@@ -70,3 +70,19 @@ def step_energy_base_j(step_time_s: np.ndarray, ops_s: np.ndarray, power_share: 
     busy = np.minimum(np.asarray(ops_s, float), t) if d.kind == "gpu" else t
     idle, tdp = idle_power_w(d), tdp_w(d)
     return idle * t + np.asarray(power_share, float) * (tdp - idle) * busy
+
+
+def power_bounded_j(energy_j: np.ndarray, time_s: np.ndarray, d: HardwareDescriptor) -> np.ndarray:
+    """Step energies held between idle power and the power limit over their step times, J.
+
+    A device draws at least its idle power and at most its power limit (TDP: the GPU driver caps board
+    power there) while it runs, so ``idle x t <= E <= TDP x t``; a learned correction on top of the physical
+    base can leave that range for steps unlike those it was fitted on.
+
+    Args:
+        energy_j: energy quantiles, J, any shape.
+        time_s: the matching step-time quantiles, s, same shape.
+        d: the device.
+    """
+    t = np.asarray(time_s, float)
+    return np.clip(np.asarray(energy_j, float), idle_power_w(d) * t, tdp_w(d) * t)

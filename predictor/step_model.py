@@ -4,8 +4,9 @@ A step's ops run one after another on a CPU (time = op sum + host time) and asyn
 (time = max(op sum, host time): a step of many tiny ops is bound by the host). Host time is a fitted cost
 per Python-level call plus a fitted share of it per call run from C++ (backward, a composite's parts).
 On top of that physical base a ridge regression in log space corrects the bias per hardware (pooled per
-device kind for hardware without measured steps); its residual quantiles, taken leave-one-family-out,
-give the intervals.
+device kind for hardware without measured steps); its inputs (category shares or not, or only a level per
+mode) and the host costs are chosen by leave-one-family-out residuals, and those residuals' quantiles give
+the intervals.
 """
 
 from __future__ import annotations
@@ -211,17 +212,33 @@ class _StageSet:
         return self
 
 
-def time_design(frame: pd.DataFrame, base_s: np.ndarray) -> np.ndarray:
+TIME_DESIGNS = ("full", "no_shares", "level")
+"""Nested designs of the time stage, richest first; the fit keeps, per device, the one whose
+leave-one-family-out residuals are smallest (:meth:`StepTimeModel.fit`)."""
+
+
+def time_design(frame: pd.DataFrame, base_s: np.ndarray, design: str = "full") -> np.ndarray:
     """Design matrix of the time stage.
 
-    Columns: intercept, log10 base time, launch-bound share, the share of predicted op time of each
-    category (``share_<cat>`` columns where the frame has them: corrects a category the op model gets
+    Columns (``full``): intercept, log10 base time, launch-bound share, the share of predicted op time of
+    each category (``share_<cat>`` columns where the frame has them: corrects a category the op model gets
     wrong on real models' shapes), and the train flag last (:func:`sized_design` keeps the first and last).
+    ``no_shares`` drops the category shares; ``level`` keeps only the intercept and the train flag (the
+    physical base with one level per mode). A correction learned on some model families may not carry over
+    to another: the fit chooses the design by held-out families.
+
+    Raises:
+        ValueError: for a design not in :data:`TIME_DESIGNS`.
     """
-    shares = [frame[c].to_numpy(float) for c in frame.columns if str(c).startswith("share_")]
-    return np.column_stack([np.ones(len(frame)), np.log10(np.maximum(base_s, 1e-9)),
-                            frame["launch_bound_share"].to_numpy(float), *shares,
-                            (frame["mode"] == "train").to_numpy(float)])
+    if design not in TIME_DESIGNS:
+        raise ValueError(f"unknown time-stage design {design!r}; expected one of {', '.join(TIME_DESIGNS)}")
+    ones, train = np.ones(len(frame)), (frame["mode"] == "train").to_numpy(float)
+    if design == "level":
+        return np.column_stack([ones, train])
+    lead = [ones, np.log10(np.maximum(base_s, 1e-9)), frame["launch_bound_share"].to_numpy(float)]
+    shares = [] if design == "no_shares" else [
+        frame[c].to_numpy(float) for c in frame.columns if str(c).startswith("share_")]
+    return np.column_stack([*lead, *shares, train])
 
 
 def base_step_time_s(frame: pd.DataFrame, host_cost_s: float | np.ndarray, internal_ratio: float = 1.0
@@ -269,19 +286,23 @@ class StepTimeModel(_StageSet):
             kind = self._borrowed_kind(key, f)
             if kind is not None:  # the kind's slopes and host costs, the device's own level
                 cost, ratio = kind["host_cost_s"], kind.get("internal_ratio", 1.0)
+                design = kind.get("design", "full")
                 base = base_step_time_s(f, cost, ratio)
-                stage = kind["stage"].shifted(time_design(f, base), y - np.log(base))
+                stage = kind["stage"].shifted(time_design(f, base, design), y - np.log(base))
             else:
-                grid = [(c, r) for c in HOST_COST_GRID_S for r in INTERNAL_RATIO_GRID]
-                cost, ratio = min(grid, key=lambda cr, f=f, y=y, g=g: self._loss(f, y, g, *cr))
+                grid = [(c, r, dz) for c in HOST_COST_GRID_S for r in INTERNAL_RATIO_GRID for dz in TIME_DESIGNS]
+                cost, ratio, design = min(grid, key=lambda crd, f=f, y=y, g=g: self._loss(f, y, g, *crd))
                 base = base_step_time_s(f, cost, ratio)
-                stage = LogLinearStage(self.alpha).fit(time_design(f, base), y - np.log(base), g)
-            self.stages_[key] = {"host_cost_s": float(cost), "internal_ratio": float(ratio), "stage": stage}
+                stage = LogLinearStage(self.alpha).fit(time_design(f, base, design), y - np.log(base), g)
+            self.stages_[key] = {"host_cost_s": float(cost), "internal_ratio": float(ratio), "design": design,
+                                 "stage": stage}
         return self
 
-    def _loss(self, f: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None, cost: float, ratio: float) -> float:
+    def _loss(self, f: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None, cost: float, ratio: float,
+              design: str) -> float:
+        """Mean absolute held-out (leave-one-family-out) log residual of one host cost, ratio and design."""
         base = base_step_time_s(f, cost, ratio)
-        z = sized_design(time_design(f, base))
+        z = sized_design(time_design(f, base, design))
         return float(np.mean(np.abs(held_out_residuals(z, y - np.log(base), groups, self.alpha))))
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
@@ -300,7 +321,7 @@ class StepTimeModel(_StageSet):
             else:
                 s = self.stages_[key]
                 base = base_step_time_s(one, s["host_cost_s"], s.get("internal_ratio", 1.0))
-                log_q = s["stage"].predict(time_design(one, base))
+                log_q = s["stage"].predict(time_design(one, base, s.get("design", "full")))
             q = base[0] * np.exp(log_q[0])
             if key is None:  # no measured steps: at least as wide as the summed op intervals
                 ops = max(row["ops_s"], 1e-30)

@@ -88,3 +88,57 @@ def test_a_borrowing_device_fits_a_level_per_mode_when_it_measured_both():
     probe = _frame("cpu-quick", 8, rng)
     expected = np.where(probe["mode"] == "train", 2.0, 0.8) * probe["ops_s"].to_numpy() ** 0.8
     assert np.max(np.abs(model.predict(probe)[:, 1] / expected - 1)) < 0.15
+
+
+def _shared_frame(n: int, rng: np.random.Generator) -> pd.DataFrame:
+    """Steps of six families on one CPU whose matmul share of op time differs from family to family."""
+    family = np.array([f"fam{i % 6}" for i in range(n)])
+    share = {f"fam{k}": v for k, v in enumerate(np.linspace(0.1, 0.9, 6))}
+    frame = _frame("cpu-a", n, rng).assign(n_calls=0, n_python_calls=0)
+    frame["share_matmul"] = [share[f] + rng.uniform(-0.05, 0.05) for f in family]
+    frame["share_elementwise"] = 1 - frame["share_matmul"]
+    return frame.assign(family=family)
+
+
+def test_time_designs_are_nested_and_an_unknown_one_is_refused():
+    from flopcast.predictor.step_model import time_design
+
+    frame = _shared_frame(12, np.random.default_rng(0))
+    base = frame["ops_s"].to_numpy()
+    widths = {d: time_design(frame, base, d).shape[1] for d in ("full", "no_shares", "level")}
+    assert widths == {"full": 6, "no_shares": 4, "level": 2}
+    assert np.array_equal(time_design(frame, base, "level")[:, 1], (frame["mode"] == "train").to_numpy(float))
+    with pytest.raises(ValueError, match="unknown time-stage design"):
+        time_design(frame, base, "quadratic")
+
+
+def test_the_fit_keeps_category_shares_only_when_they_help_held_out_families():
+    rng = np.random.default_rng(3)
+    frame = _shared_frame(72, rng)
+    groups = frame.pop("family").to_numpy()
+    # the op model is 2x slow on matmul time, whatever the family: the shares carry over to new families
+    biased = frame["ops_s"] * (1 + frame["share_matmul"])
+    model = StepTimeModel().fit(frame, biased.to_numpy(), groups)
+    assert model.stages_["cpu-a"]["design"] == "full"
+    # a per-family error unrelated to what the shares measure: fitting them would only chase noise
+    noise = dict(zip(sorted(set(groups)), rng.uniform(-0.4, 0.4, 6), strict=True))
+    noisy = frame["ops_s"] * np.exp([noise[g] for g in groups])
+    model = StepTimeModel().fit(frame, noisy.to_numpy(), groups)
+    chosen = model.stages_["cpu-a"]
+    assert chosen["design"] != "full"
+    losses = {d: model._loss(frame, np.log(noisy.to_numpy()), groups, chosen["host_cost_s"],
+                             chosen["internal_ratio"], d) for d in ("full", "no_shares", "level")}
+    assert losses[chosen["design"]] == min(losses.values())
+
+
+def test_a_stage_saved_before_designs_existed_predicts_with_the_full_design():
+    rng = np.random.default_rng(4)
+    frame = _shared_frame(48, rng)
+    groups = frame.pop("family").to_numpy()
+    model = StepTimeModel().fit(frame, (frame["ops_s"] * (1 + frame["share_matmul"])).to_numpy(), groups)
+    assert model.stages_["cpu-a"]["design"] == "full"
+    before = model.predict(frame)
+    old = StepTimeModel().set_state(model.state())
+    for stage in old.stages_.values():
+        stage.pop("design")
+    assert np.allclose(old.predict(frame), before)
