@@ -8,7 +8,7 @@ from datetime import datetime, timezone
 import torch
 
 from flopcast.calibration.descriptor import HardwareDescriptor
-from flopcast.features.trace_model import flopcast_version
+from flopcast.features.version import flopcast_version
 
 
 @dataclass(frozen=True)

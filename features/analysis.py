@@ -23,11 +23,16 @@ class MemoryEstimate:
         breakdown_bytes: bytes live at the peak by kind: parameters, gradients, optimizer_state,
             activations (saved for backward), temporaries (everything else), inputs.
         peak_op_index: index of the op during which the peak was reached (-1 if none).
+        start_bytes: bytes live by kind (in ``breakdown_bytes`` order) when the step starts; empty when
+            the front end keeps no timeline.
+        live_by_op_bytes: bytes live by kind once each op's outputs are counted, one tuple per op.
     """
 
     peak_bytes: int
     breakdown_bytes: dict[str, int]
     peak_op_index: int = -1
+    start_bytes: tuple[int, ...] = field(default=(), compare=False, repr=False)
+    live_by_op_bytes: tuple[tuple[int, ...], ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -45,6 +50,8 @@ class Target:
         inputs: input specs as given.
         dims: bound symbols.
         flopcast_version: version of the analyser.
+        layers_traced: for a deep stack of identical layers composed from traces of a few layers
+            (:mod:`flopcast.features.layer_repeat`), the layer counts traced; empty when every layer was.
     """
 
     target: str
@@ -57,6 +64,7 @@ class Target:
     inputs: tuple[str, ...] = ()
     dims: dict[str, int] = field(default_factory=dict)
     flopcast_version: str = ""
+    layers_traced: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -182,6 +190,7 @@ class Analysis:
             "inputs": list(t.inputs),
             "dims": dict(t.dims),
             "flopcast_version": t.flopcast_version,
+            "layers_traced": list(t.layers_traced),
             "flops": self.flops,
             "macs": self.macs,
             "bytes_read": self.bytes_read,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 
@@ -10,9 +11,12 @@ import torch
 from flopcast.features.analysis import Analysis
 from flopcast.features.config import DEVICES, MODES, OPTIMIZERS, PRECISIONS, AnalyzeConfig
 from flopcast.features.errors import AnalysisError, TargetError
+from flopcast.features.layer_repeat import MIN_LAYERS, PROBE_LAYERS, compose_layers
 from flopcast.features.spec import parse_spec
 from flopcast.features.targets import load_target
 from flopcast.features.trace_model import trace_model
+
+log = logging.getLogger(__name__)
 
 
 def _check_choices(config: AnalyzeConfig) -> None:
@@ -80,7 +84,15 @@ def analyze_config(config: AnalyzeConfig) -> Analysis:
         raise TargetError(f"{config.target} is not a PyTorch model")
     if not inputs:
         raise TargetError(f"{config.target}: no inputs: pass --input SPEC per forward argument or define INPUTS")
-    return trace_model(loaded.builder, [parse_spec(s) for s in inputs], config)
+    specs = [parse_spec(s) for s in inputs]
+    if loaded.with_layers is not None and loaded.n_layers >= MIN_LAYERS and not config.trace_all_layers:
+        probes = {n: trace_model(loaded.with_layers(n), specs, config) for n in PROBE_LAYERS}
+        composed = compose_layers(probes, loaded.n_layers)
+        if composed is not None:
+            return composed
+        log.info("%s: layers differ from the 2-, 3- and 4-layer probes; tracing all %d", config.target,
+                 loaded.n_layers)
+    return trace_model(loaded.builder, specs, config)
 
 
 def _detect(loaded) -> str:

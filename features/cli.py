@@ -29,6 +29,8 @@ def add_target_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--set", dest="hf_set", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field of the hf: config, e.g. n_layer=48")
     p.add_argument("--seq-len", type=int, default=512, help="sequence length of hf: default inputs (512)")
+    p.add_argument("--trace-all-layers", action="store_true",
+                   help="hf: trace every layer instead of composing the stack from 2-, 3- and 4-layer traces")
     p.add_argument("--dataset-size", type=int, help="samples per epoch, for whole-run totals")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
@@ -40,6 +42,7 @@ def config_from_args(args: argparse.Namespace, device: str) -> AnalyzeConfig:
         target=args.target, inputs=tuple(args.input), batch_size=args.batch_size, dims=parse_dims(args.dim),
         mode=args.mode, precision=args.precision, device=device, optimizer=args.optimizer,
         framework=args.framework, hf_config=args.hf_config, hf_overrides=tuple(args.hf_set), seq_len=args.seq_len,
+        trace_all_layers=args.trace_all_layers,
     )
 
 

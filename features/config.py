@@ -28,6 +28,8 @@ class AnalyzeConfig:
         hf_config: path of a Hugging Face ``config.json`` for ``hf:`` targets.
         hf_overrides: ``key=value`` overrides of the HF config (``n_layer=48``).
         seq_len: sequence length of the default inputs of ``hf:`` targets.
+        trace_all_layers: trace every layer of an ``hf:`` model's stack instead of composing it from
+            traces of 2, 3 and 4 layers (:mod:`flopcast.features.layer_repeat`; same result, slower).
     """
 
     target: str
@@ -42,6 +44,7 @@ class AnalyzeConfig:
     hf_config: str | None = None
     hf_overrides: tuple[str, ...] = ()
     seq_len: int = 512
+    trace_all_layers: bool = False
 
     def bindings(self) -> dict[str, int]:
         """Symbol bindings: ``B`` plus ``dims``."""

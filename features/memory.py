@@ -39,6 +39,8 @@ class MemoryTracker:
         self.peak_breakdown = dict(self.live_by_kind)
         self.peak_op_index = -1
         self.op_index = -1
+        self.start_bytes: tuple[int, ...] = ()
+        self.live_by_op: list[tuple[int, ...]] = []
 
     def _free(self, key: int) -> None:
         size, kind = self._live.pop(key, (0, "temporaries"))
@@ -78,9 +80,19 @@ class MemoryTracker:
             self.live_by_kind[old] -= size
             self.live_by_kind[kind] += size
 
+    def start(self) -> None:
+        """Mark the start of the recorded step: what is live now (weights, state, inputs) starts the timeline."""
+        self.start_bytes = tuple(self.live_by_kind.values())
+        self.live_by_op = []
+
+    def end_op(self) -> None:
+        """Close the current op of the timeline: live bytes by kind once its outputs are counted."""
+        self.live_by_op.append(tuple(self.live_by_kind.values()))
+
     def estimate(self) -> MemoryEstimate:
-        """The peak and what was live at it."""
-        return MemoryEstimate(self.peak_bytes, dict(self.peak_breakdown), self.peak_op_index)
+        """The peak and what was live at it, with the timeline since :meth:`start`."""
+        return MemoryEstimate(self.peak_bytes, dict(self.peak_breakdown), self.peak_op_index,
+                              start_bytes=self.start_bytes, live_by_op_bytes=tuple(self.live_by_op))
 
     def close(self) -> None:
         """Detach the finalisers so freeing the traced tensors later does not touch this tracker."""

@@ -7,6 +7,7 @@ front ends a Keras model / tf.function / NumPy function), ``path/model.onnx``, o
 
 from __future__ import annotations
 
+import copy
 import difflib
 import importlib.util
 import json
@@ -32,6 +33,10 @@ class LoadedTarget:
         builder: for PyTorch targets, builds the ``nn.Module`` (call it under the meta device).
         default_inputs: input specs from the file's ``INPUTS`` or the hf defaults.
         path: the file, when there is one.
+        n_layers: layers of the model's stack of identical layers, where the target says (``hf:``
+            decoder and encoder-only models: ``num_hidden_layers``); 0 otherwise.
+        with_layers: the builder of the same model with another number of stack layers (``None`` when
+            ``n_layers`` is 0).
     """
 
     kind: str
@@ -39,6 +44,8 @@ class LoadedTarget:
     builder: Callable[[], torch.nn.Module] | None
     default_inputs: tuple[str, ...]
     path: str = ""
+    n_layers: int = 0
+    with_layers: Callable[[int], Callable[[], torch.nn.Module]] | None = None
 
 
 def _close(name: str, choices: list[str]) -> str:
@@ -167,13 +174,45 @@ def load_hf_target(config: AnalyzeConfig) -> LoadedTarget:
     if getattr(hf_config, "is_encoder_decoder", False):
         inputs = (*inputs, f"int64[B,{config.seq_len}]<{vocab}")
 
-    def build() -> torch.nn.Module:
-        try:
-            return model_cls.from_config(hf_config)
-        except Exception as e:
-            raise ModelRaisedError(f"building hf:{model_type} raised {type(e).__name__}: {e}") from e
+    def builder(cfg: Any) -> Callable[[], torch.nn.Module]:
+        def build() -> torch.nn.Module:
+            try:
+                return model_cls.from_config(cfg)
+            except Exception as e:
+                raise ModelRaisedError(f"building hf:{model_type} raised {type(e).__name__}: {e}") from e
 
-    return LoadedTarget("hf", None, build, inputs)
+        return build
+
+    n_layers = _stack_depth(hf_config)
+    with_layers = (lambda n: builder(_with_layers(hf_config, n))) if n_layers else None
+    return LoadedTarget("hf", None, builder(hf_config), inputs, n_layers=n_layers, with_layers=with_layers)
+
+
+def _per_layer_lists(hf_config: Any, n_layers: int) -> dict[str, list]:
+    return {k: v for k, v in hf_config.to_dict().items() if isinstance(v, list | tuple) and len(v) == n_layers}
+
+
+def _stack_depth(hf_config: Any) -> int:
+    """``num_hidden_layers`` of a config whose layers are all alike (0 where that is not known).
+
+    Encoder-decoder models (two stacks) and configs with per-layer settings that differ between layers
+    (``layer_types`` alternating sliding and full attention) are not composed from a few layers.
+    """
+    n = getattr(hf_config, "num_hidden_layers", None)
+    if not isinstance(n, int) or n < 1 or getattr(hf_config, "is_encoder_decoder", False):
+        return 0
+    if any(len(set(map(repr, v))) > 1 for v in _per_layer_lists(hf_config, n).values()):
+        return 0
+    return n
+
+
+def _with_layers(hf_config: Any, n_layers: int) -> Any:
+    """A copy of ``hf_config`` with ``n_layers`` stack layers (uniform per-layer lists resized)."""
+    cfg = copy.deepcopy(hf_config)
+    for key, value in _per_layer_lists(hf_config, hf_config.num_hidden_layers).items():
+        setattr(cfg, key, type(value)([value[0]] * n_layers))
+    cfg.num_hidden_layers = n_layers
+    return cfg
 
 
 def _hf_model_class(hf_config: Any) -> Any:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from importlib.metadata import PackageNotFoundError, version
 
 import torch
 from torch._subclasses.fake_tensor import FakeTensorMode
@@ -20,14 +19,7 @@ from flopcast.features.records import Phase
 from flopcast.features.spec import InputSpec
 from flopcast.features.step import make_step_parts, warm_optimizer_state
 from flopcast.features.trace_torch import MAX_TENSOR_BYTES, OpRecorder, PythonCalls
-
-
-def flopcast_version() -> str:
-    """Installed flopcast version (``0+unknown`` when running from a bare checkout)."""
-    try:
-        return version("flopcast")
-    except PackageNotFoundError:
-        return "0+unknown"
+from flopcast.features.version import flopcast_version
 
 
 def _check_input_sizes(specs: Sequence[InputSpec], bindings: dict[str, int]) -> None:
@@ -134,6 +126,7 @@ def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec]
                 hooks = [p.register_post_accumulate_grad_hook(lambda p: memory.retag(p.grad, "gradients"))
                          for p in model.parameters() if p.requires_grad]
             rec.recording = True
+            memory.start()
             out = _run_phase(rec, tracker, Phase.FORWARD, parts.forward)
             if config.mode == "train":
                 _run_phase(rec, tracker, Phase.BACKWARD, lambda: parts.backward(out))

@@ -279,6 +279,7 @@ class OpRecorder(TorchDispatchMode):
             self.memory.op_index = index
             kind = "activations" if self.phase is Phase.FORWARD else "temporaries"
             self.memory.track_all(out_tensors, kind)
+            self.memory.end_op()
 
 
 def trace_ops(build: Callable[[], Callable[[], object]], phase: Phase = Phase.FORWARD) -> list[OpRecord]:

@@ -22,7 +22,7 @@ import torch
 
 from flopcast.features.analysis import Analysis
 from flopcast.features.table import ops_table
-from flopcast.features.trace_model import flopcast_version
+from flopcast.features.version import flopcast_version
 
 log = logging.getLogger(__name__)
 

@@ -43,13 +43,18 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     f.set_defaults(func=run_fit)
 
 
+def hardware_names(text: str) -> tuple[str, ...]:
+    """The items of a comma-separated ``--hardware`` value."""
+    return tuple(h.strip() for h in text.split(",") if h.strip())
+
+
 def predict_config_from_args(args: argparse.Namespace) -> Any:
     """The PredictConfig of parsed ``predict`` arguments (the analysis device is set per hardware later)."""
     from flopcast.predictor.predict import PredictConfig
 
     return PredictConfig(
         analysis=config_from_args(args, "cuda"),
-        hardware=tuple(h.strip() for h in args.hardware.split(",") if h.strip()),
+        hardware=hardware_names(args.hardware),
         calibration=args.calibration, model_dir=args.model, dataset_size=args.dataset_size, epochs=args.epochs,
         region=args.region, pue=args.pue, max_batch=args.max_batch,
     )
@@ -70,13 +75,20 @@ def prediction_records(config: Any, analyses: dict[str, Any], predictions: list[
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    """Run ``flopcast predict``; returns the exit code."""
-    from flopcast.predictor.io import load_model
-    from flopcast.predictor.predict import predict
+    """Run ``flopcast predict``; returns the exit code.
 
-    config = predict_config_from_args(args)
-    model = load_model(config.model_dir)
-    analyses, predictions = predict(config, model)
+    The step is analysed in a forked child while this process loads the cost model
+    (:mod:`flopcast.predictor.prefetch`); the imports of the cost model come after the fork.
+    """
+    from flopcast.predictor.prefetch import AnalysisPrefetch
+
+    with AnalysisPrefetch.for_predict(config_from_args(args, "cuda"), hardware_names(args.hardware)) as prefetch:
+        from flopcast.predictor.io import load_model
+        from flopcast.predictor.predict import predict
+
+        config = predict_config_from_args(args)
+        model = load_model(config.model_dir)
+        analyses, predictions = predict(config, model, analyse=prefetch.analyse)
     version = model.version if config.calibration is None else f"{model.version}, calibrated on {config.calibration}"
     records = prediction_records(config, analyses, predictions, version)
     for r in records:

@@ -17,7 +17,7 @@ from typing import Any
 import xgboost as xgb
 
 from flopcast.datasets.loader import sha256_file
-from flopcast.features.trace_model import flopcast_version
+from flopcast.features.version import flopcast_version
 from flopcast.predictor.featurize import FEATURES
 from flopcast.predictor.memory import MemoryModel
 from flopcast.predictor.model import FORMAT_VERSION, CostModel
