@@ -33,6 +33,7 @@ from flopcast.predictor.featurize import featurize, peak_key
 from flopcast.predictor.memory import MemoryModel
 from flopcast.predictor.metrics import error_metrics
 from flopcast.predictor.model import CostModel
+from flopcast.predictor.op_rows import op_training_rows
 from flopcast.predictor.power import power_bounded_j, tdp_w
 from flopcast.predictor.step_model import StepEnergyModel, StepTimeModel
 from flopcast.predictor.training import (
@@ -93,7 +94,7 @@ def op_predictions(model: CostModel, ds: Dataset, rows: pd.DataFrame) -> pd.Data
 
 def op_level(ds: Dataset, config: FitConfig) -> tuple[list[dict], pd.DataFrame]:
     """Op-time metrics under family-grouped folds, random folds and leave-one-hardware-out."""
-    mb = trusted_rows(ds.microbench)
+    mb = op_training_rows(ds.microbench)
     families = sorted(mb["family"].unique())
     rng = np.random.default_rng(0)
     family_fold = {f: i % FOLDS for i, f in enumerate(rng.permutation(families))}

@@ -19,13 +19,14 @@ import pandas as pd
 
 from flopcast.calibration.descriptor import HardwareDescriptor
 from flopcast.datasets.loader import Dataset, load_datasets, trusted_rows
-from flopcast.features.trace_model import flopcast_version
+from flopcast.features.version import flopcast_version
 from flopcast.predictor.analysis_cache import StepAnalysis, zoo_step
 from flopcast.predictor.compose import compose, step_frame
 from flopcast.predictor.featurize import HardwareView, analysis_device, featurize
 from flopcast.predictor.memory import MemoryModel
 from flopcast.predictor.model import CostModel
 from flopcast.predictor.op_model import OpPowerModel, OpTimeModel
+from flopcast.predictor.op_rows import op_training_rows
 from flopcast.predictor.power import MEASURED_POWER_SOURCES, power_share_target, step_energy_base_j
 from flopcast.predictor.step_model import StepEnergyModel, StepTimeModel
 
@@ -112,7 +113,7 @@ def fit_op_stage(ds: Dataset, config: FitConfig = FitConfig()) -> CostModel:
         FitError: without trusted microbenchmark rows.
     """
     descs = descriptors_of(ds)
-    mb = trusted_rows(ds.microbench)
+    mb = op_training_rows(ds.microbench)
     eff = imputed_efficiencies(descs)
     views = {}
     for name, d in descs.items():
