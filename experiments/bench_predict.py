@@ -7,6 +7,8 @@ Run: ``python experiments/bench_predict.py [--repeats 3] [--hardware h100]``; pr
 from __future__ import annotations
 
 import argparse
+import os
+import platform
 import statistics
 import subprocess
 import sys
@@ -34,6 +36,18 @@ def run_once(args: list[str]) -> float:
     return time.perf_counter() - t0
 
 
+def machine() -> str:
+    """The machine running the benchmark in a few words (CPU model, family, logical cores)."""
+    info: dict[str, str] = {}
+    cpuinfo = Path("/proc/cpuinfo")
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    name = info.get("model name") or platform.processor() or platform.machine()
+    family = f", CPU family {info['cpu family']}" if "cpu family" in info else ""
+    return f"{name}{family}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
@@ -47,7 +61,7 @@ def main() -> int:
         print(f"{name:42s} {hardware:14s} median {rows[-1][2]:.2f} s  min {rows[-1][3]:.2f} s", flush=True)
     RESULTS.mkdir(exist_ok=True)
     lines = ["# `flopcast predict` wall time, fresh process (`python experiments/bench_predict.py`)", "",
-             f"{args.repeats} runs each; target: Llama-7B train step < 10 s.", "",
+             f"{args.repeats} runs each on {machine()}; target: Llama-7B train step < 10 s.", "",
              "| case | hardware | median (s) | min (s) |", "|---|---|---|---|"]
     lines += [f"| {n} | {h} | {m:.2f} | {lo:.2f} |" for n, h, m, lo in rows]
     (RESULTS / "bench_predict.md").write_text("\n".join(lines) + "\n")

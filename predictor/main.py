@@ -7,6 +7,8 @@ features and calibration), so the entry can compose every stage without an upwar
 from __future__ import annotations
 
 import argparse
+import logging
+import os
 import sys
 from collections.abc import Sequence
 
@@ -66,5 +68,30 @@ def _one_line(e: BaseException) -> str:
     return text.splitlines()[0]
 
 
+FAST_EXIT_COMMANDS = ("analyze", "predict")
+"""Commands whose process ends without the interpreter's teardown (see :func:`entry`)."""
+
+
+def entry() -> None:
+    """The ``flopcast`` executable: :func:`main`, then exit with its code.
+
+    After ``analyze`` and ``predict`` the process ends at once (``os._exit``, output flushed first):
+    tearing down torch, transformers and the fake-tensor state adds 1-2 s to a command of a few seconds,
+    and those commands leave nothing that needs exit handlers. Other commands (``calibrate``, with
+    MLflow and CodeCarbon) exit normally.
+    """
+    argv = sys.argv[1:]
+    code = main(argv)
+    if next((a for a in argv if not a.startswith("-")), None) in FAST_EXIT_COMMANDS:
+        try:
+            sys.stdout.flush()
+            sys.stderr.flush()
+        except (BrokenPipeError, ValueError):  # a closed pipe downstream: nothing left to write to
+            pass
+        logging.shutdown()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

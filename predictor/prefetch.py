@@ -5,7 +5,8 @@ library, e.g. transformers, and running it on fake tensors) and loading the cost
 and reading the boosters). On a machine with two or more cores they can overlap: the parent forks a
 child that analyses the step for each device kind the named hardware needs and sends the analyses back
 through a pipe, while the parent goes on loading the model. Nothing about the result changes: the child
-runs the same :func:`flopcast.features.api.analyze_config`. Where the child cannot help (no ``fork`` on
+runs the same :func:`flopcast.features.api.analyze_config` (one child per device kind, so a CPU and a GPU
+analysis also overlap each other). Where the child cannot help (no ``fork`` on
 this platform, one core, an analysis that failed or a child that died) the parent analyses in-process,
 so errors read exactly as without the prefetch. ``FLOPCAST_PREFETCH=0`` turns it off.
 """
@@ -32,13 +33,12 @@ def _analyse_in_process(config: AnalyzeConfig) -> Analysis:
     return analyze_config(config)
 
 
-def _child(configs: Sequence[AnalyzeConfig], conn: Connection) -> None:
-    for config in configs:
-        try:
-            result: Analysis | None = _analyse_in_process(config)
-        except BaseException:  # the parent re-runs it in-process, where the error is reported as usual
-            result = None
-        conn.send(result)
+def _child(config: AnalyzeConfig, conn: Connection) -> None:
+    try:
+        result: Analysis | None = _analyse_in_process(config)
+    except BaseException:  # the parent re-runs it in-process, where the error is reported as usual
+        result = None
+    conn.send(result)
     conn.close()
 
 
@@ -79,19 +79,19 @@ class AnalysisPrefetch:
 
     def __init__(self, configs: Sequence[AnalyzeConfig]) -> None:
         self.configs = list(configs)
-        self._results: list[Analysis | None] = []
-        self._conn: Connection | None = None
-        self._process: multiprocessing.process.BaseProcess | None = None
+        self._results: dict[int, Analysis | None] = {}
+        self._children: list[tuple[multiprocessing.process.BaseProcess, Connection]] = []
         if not self.configs:
             return
         ctx = multiprocessing.get_context("fork")
-        receive, send = ctx.Pipe(duplex=False)
         sys.stdout.flush()
         sys.stderr.flush()
-        self._process = ctx.Process(target=_child, args=(self.configs, send), daemon=True)
-        self._process.start()
-        send.close()
-        self._conn = receive
+        for config in self.configs:  # one child per analysis: a CPU and a GPU analysis run side by side
+            receive, send = ctx.Pipe(duplex=False)
+            process = ctx.Process(target=_child, args=(config, send), daemon=True)
+            process.start()
+            send.close()
+            self._children.append((process, receive))
 
     @classmethod
     def for_predict(cls, analysis: AnalyzeConfig, hardware: Sequence[str]) -> AnalysisPrefetch:
@@ -99,13 +99,14 @@ class AnalysisPrefetch:
         devices = analysis_devices(hardware) if enabled() else []
         return cls([replace(analysis, device=d) for d in devices])
 
-    def _receive_until(self, position: int) -> None:
-        while len(self._results) <= position:
+    def _received(self, position: int) -> Analysis | None:
+        if position not in self._results:
             try:
-                self._results.append(self._conn.recv() if self._conn is not None else None)
-            except (EOFError, OSError):  # the child died: the rest is analysed in-process
-                log.debug("analysis prefetch: child ended early")
-                self._results.extend([None] * (len(self.configs) - len(self._results)))
+                self._results[position] = self._children[position][1].recv()
+            except (EOFError, OSError):  # the child died: analysed in-process instead
+                log.debug("analysis prefetch: child %d ended early", position)
+                self._results[position] = None
+        return self._results[position]
 
     def analyse(self, config: AnalyzeConfig) -> Analysis:
         """The analysis of ``config``: the child's if it computed that one, else an in-process one.
@@ -114,22 +115,17 @@ class AnalysisPrefetch:
             AnalysisError: as :func:`flopcast.features.api.analyze_config` does.
         """
         position = next((i for i, c in enumerate(self.configs) if c == config), None)
-        if position is not None:
-            self._receive_until(position)
-            result = self._results[position]
-            if result is not None:
-                return result
-        return _analyse_in_process(config)
+        result = self._received(position) if position is not None else None
+        return result if result is not None else _analyse_in_process(config)
 
     def close(self) -> None:
-        """Stop the child if it is still running and release the pipe."""
-        if self._process is not None and self._process.is_alive():
-            self._process.terminate()
-        if self._process is not None:
-            self._process.join(timeout=5)
-        if self._conn is not None:
-            self._conn.close()
-        self._process = self._conn = None
+        """Stop the children still running and release the pipes."""
+        for process, conn in self._children:
+            if process.is_alive():
+                process.terminate()
+            process.join(timeout=5)
+            conn.close()
+        self._children = []
 
     def __enter__(self) -> AnalysisPrefetch:
         return self

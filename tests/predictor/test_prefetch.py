@@ -63,8 +63,9 @@ def test_failure_in_the_child_is_reported_by_the_parent(tmp_path):
 
 def test_dead_child_falls_back_to_in_process(config, monkeypatch):
     with AnalysisPrefetch([config]) as p:
-        p._process.kill()
-        p._process.join()
+        process, _ = p._children[0]
+        process.kill()
+        process.join()
         monkeypatch.setattr(prefetch, "_analyse_in_process", lambda c: "in-process")
         assert p.analyse(config) == "in-process"
 
