@@ -330,10 +330,31 @@ class StepTimeModel(_StageSet):
         return out
 
 
-def energy_design(frame: pd.DataFrame, base_j: np.ndarray) -> np.ndarray:
-    """Design matrix of the energy stage: intercept, log10 base energy, dynamic power share, train flag."""
-    return np.column_stack([np.ones(len(frame)), np.log10(np.maximum(base_j, 1e-12)),
-                            frame["power_share"].to_numpy(float), (frame["mode"] == "train").to_numpy(float)])
+ENERGY_DESIGNS = ("physical", "shares", "level")
+"""Designs of the energy stage, chosen per device by held-out families (see :func:`energy_design`)."""
+
+
+def energy_design(frame: pd.DataFrame, base_j: np.ndarray, design: str = "physical") -> np.ndarray:
+    """Design matrix of the energy stage.
+
+    Columns (``physical``): intercept, log10 base energy, dynamic power share, train flag last. ``shares``
+    adds the share of predicted op time of each category (``share_<cat>``): a device's power differs by
+    kind of work (dense convolutions draw more than element-wise kernels) beyond what the op power model
+    gives. ``level`` keeps only the intercept and the train flag. As for time, a correction learned on some
+    model families may not carry over to others: the fit chooses the design by held-out families.
+
+    Raises:
+        ValueError: for a design not in :data:`ENERGY_DESIGNS`.
+    """
+    if design not in ENERGY_DESIGNS:
+        raise ValueError(f"unknown energy-stage design {design!r}; expected one of {', '.join(ENERGY_DESIGNS)}")
+    ones, train = np.ones(len(frame)), (frame["mode"] == "train").to_numpy(float)
+    if design == "level":
+        return np.column_stack([ones, train])
+    lead = [ones, np.log10(np.maximum(base_j, 1e-12)), frame["power_share"].to_numpy(float)]
+    shares = [] if design == "physical" else [
+        frame[c].to_numpy(float) for c in frame.columns if str(c).startswith("share_")]
+    return np.column_stack([*lead, *shares, train])
 
 
 class StepEnergyModel(_StageSet):
@@ -356,14 +377,21 @@ class StepEnergyModel(_StageSet):
         groups = None if groups is None else np.asarray(groups)
         for key, rows in self._keys(frame, kinds):
             f, base = frame[rows], frame["energy_base_j"].to_numpy(float)[rows]
-            z, y = energy_design(f, base), y_all[rows] - np.log(base)
+            y, g = y_all[rows] - np.log(base), None if groups is None else groups[rows]
             kind = self._borrowed_kind(key, f)
             if kind is not None:
-                stage = kind["stage"].shifted(z, y)
+                design = kind.get("design", "physical")
+                stage = kind["stage"].shifted(energy_design(f, base, design), y)
             else:
-                stage = LogLinearStage(self.alpha).fit(z, y, None if groups is None else groups[rows])
-            self.stages_[key] = {"stage": stage}
+                design = min(ENERGY_DESIGNS, key=lambda dz, f=f, base=base, y=y, g=g: self._loss(
+                    energy_design(f, base, dz), y, g))
+                stage = LogLinearStage(self.alpha).fit(energy_design(f, base, design), y, g)
+            self.stages_[key] = {"design": design, "stage": stage}
         return self
+
+    def _loss(self, z: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> float:
+        """Mean absolute held-out (leave-one-family-out) log residual of one design."""
+        return float(np.mean(np.abs(held_out_residuals(sized_design(z), y, groups, self.alpha))))
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Step energy quantiles, J, shape ``(n, 3)``.
@@ -378,6 +406,7 @@ class StepEnergyModel(_StageSet):
             if key is None:
                 log_q = np.array([PRIOR_LOG_INTERVAL[0], 0.0, PRIOR_LOG_INTERVAL[1]])
             else:
-                log_q = self.stages_[key]["stage"].predict(energy_design(frame.iloc[[i]], base[[i]]))[0]
+                s = self.stages_[key]
+                log_q = s["stage"].predict(energy_design(frame.iloc[[i]], base[[i]], s.get("design", "physical")))[0]
             out[i] = base[i] * np.exp(log_q)
         return out

@@ -142,3 +142,52 @@ def test_a_stage_saved_before_designs_existed_predicts_with_the_full_design():
     for stage in old.stages_.values():
         stage.pop("design")
     assert np.allclose(old.predict(frame), before)
+
+
+def _energy_frame(n: int, rng: np.random.Generator) -> tuple[pd.DataFrame, np.ndarray]:
+    frame = _shared_frame(n, rng)
+    groups = frame.pop("family").to_numpy()
+    frame["power_share"] = rng.uniform(0.3, 0.7, n)
+    frame["energy_base_j"] = frame["ops_s"] * 300.0
+    return frame, groups
+
+
+def test_energy_designs_are_nested_and_an_unknown_one_is_refused():
+    from flopcast.predictor.step_model import energy_design
+
+    frame, _ = _energy_frame(12, np.random.default_rng(5))
+    base = frame["energy_base_j"].to_numpy()
+    widths = {d: energy_design(frame, base, d).shape[1] for d in ("physical", "shares", "level")}
+    assert widths == {"physical": 4, "shares": 6, "level": 2}
+    with pytest.raises(ValueError, match="unknown energy-stage design"):
+        energy_design(frame, base, "cubic")
+
+
+def test_the_energy_fit_keeps_category_shares_only_when_they_help_held_out_families():
+    from flopcast.predictor.step_model import ENERGY_DESIGNS, StepEnergyModel, energy_design
+
+    rng = np.random.default_rng(6)
+    frame, groups = _energy_frame(72, rng)
+    base = frame["energy_base_j"].to_numpy()
+    # matmul-heavy steps draw 1.8x the power the op power model gives, in every family: shares carry over
+    hungry = base * (1 + 0.8 * frame["share_matmul"].to_numpy())
+    model = StepEnergyModel().fit(frame, hungry, groups)
+    assert model.stages_["cpu-a"]["design"] == "shares"
+    assert np.median(np.abs(model.predict(frame)[:, 1] / hungry - 1)) < 0.03
+    # a per-family error the shares do not explain: the fit leaves them out
+    noise = dict(zip(sorted(set(groups)), rng.uniform(-0.4, 0.4, 6), strict=True))
+    noisy = base * np.exp([noise[g] for g in groups])
+    model = StepEnergyModel().fit(frame, noisy, groups)
+    chosen = model.stages_["cpu-a"]["design"]
+    assert chosen != "shares"
+    y = np.log(noisy) - np.log(base)
+    losses = {d: model._loss(energy_design(frame, base, d), y, groups) for d in ENERGY_DESIGNS}
+    assert losses[chosen] == min(losses.values())
+    # a stage saved before designs existed predicts with the physical design
+    plain = frame.drop(columns=["share_matmul", "share_elementwise"])
+    physical = StepEnergyModel().fit(plain, base ** 0.9, groups)
+    assert physical.stages_["cpu-a"]["design"] == "physical"
+    legacy = StepEnergyModel().set_state(physical.state())
+    for stage in legacy.stages_.values():
+        stage.pop("design")
+    assert np.allclose(legacy.predict(plain), physical.predict(plain))
