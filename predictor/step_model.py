@@ -212,6 +212,19 @@ class _StageSet:
         return self
 
 
+def _stage_design(frame: pd.DataFrame, lead: list[np.ndarray] | None, shares: bool) -> np.ndarray:
+    """A stage's design matrix: intercept, ``lead`` columns, category shares, train flag last.
+
+    ``lead`` ``None`` gives a level per mode only; ``shares`` adds the frame's ``share_<cat>`` columns.
+    :func:`sized_design` keeps the first and last columns.
+    """
+    ones, train = np.ones(len(frame)), (frame["mode"] == "train").to_numpy(float)
+    if lead is None:
+        return np.column_stack([ones, train])
+    cats = [frame[c].to_numpy(float) for c in frame.columns if str(c).startswith("share_")] if shares else []
+    return np.column_stack([ones, *lead, *cats, train])
+
+
 TIME_DESIGNS = ("full", "no_shares", "level")
 """Nested designs of the time stage, richest first; the fit keeps, per device, the one whose
 leave-one-family-out residuals are smallest (:meth:`StepTimeModel.fit`)."""
@@ -232,13 +245,9 @@ def time_design(frame: pd.DataFrame, base_s: np.ndarray, design: str = "full") -
     """
     if design not in TIME_DESIGNS:
         raise ValueError(f"unknown time-stage design {design!r}; expected one of {', '.join(TIME_DESIGNS)}")
-    ones, train = np.ones(len(frame)), (frame["mode"] == "train").to_numpy(float)
-    if design == "level":
-        return np.column_stack([ones, train])
-    lead = [ones, np.log10(np.maximum(base_s, 1e-9)), frame["launch_bound_share"].to_numpy(float)]
-    shares = [] if design == "no_shares" else [
-        frame[c].to_numpy(float) for c in frame.columns if str(c).startswith("share_")]
-    return np.column_stack([*lead, *shares, train])
+    lead = None if design == "level" else [np.log10(np.maximum(base_s, 1e-9)),
+                                           frame["launch_bound_share"].to_numpy(float)]
+    return _stage_design(frame, lead, shares=design == "full")
 
 
 def base_step_time_s(frame: pd.DataFrame, host_cost_s: float | np.ndarray, internal_ratio: float = 1.0
@@ -348,13 +357,8 @@ def energy_design(frame: pd.DataFrame, base_j: np.ndarray, design: str = "physic
     """
     if design not in ENERGY_DESIGNS:
         raise ValueError(f"unknown energy-stage design {design!r}; expected one of {', '.join(ENERGY_DESIGNS)}")
-    ones, train = np.ones(len(frame)), (frame["mode"] == "train").to_numpy(float)
-    if design == "level":
-        return np.column_stack([ones, train])
-    lead = [ones, np.log10(np.maximum(base_j, 1e-12)), frame["power_share"].to_numpy(float)]
-    shares = [] if design == "physical" else [
-        frame[c].to_numpy(float) for c in frame.columns if str(c).startswith("share_")]
-    return np.column_stack([*lead, *shares, train])
+    lead = None if design == "level" else [np.log10(np.maximum(base_j, 1e-12)), frame["power_share"].to_numpy(float)]
+    return _stage_design(frame, lead, shares=design == "shares")
 
 
 class StepEnergyModel(_StageSet):
