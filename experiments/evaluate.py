@@ -260,6 +260,15 @@ def quick_calibrated_steps(ds: Dataset, folder: Path) -> list[pd.DataFrame]:
 # ------------------------------------------------------------------------------------------------ output
 
 
+def previous_op_level() -> tuple[list[dict], pd.DataFrame]:
+    """The op-level summary rows and op predictions of the last full run (for ``--skip-ops``), if written."""
+    summary, ops = RESULTS / "eval_summary.csv", RESULTS / "eval_ops.csv"
+    if not summary.is_file() or not ops.is_file():
+        return [], pd.DataFrame()
+    rows = pd.read_csv(summary)
+    return rows[rows["level"] == "op"].to_dict("records"), pd.read_csv(ops, index_col=0)
+
+
 def write(rows: list[dict], steps: pd.DataFrame, ops: pd.DataFrame, about: str) -> pd.DataFrame:
     """Write the CSV/Markdown tables and the plot; returns the summary table."""
     RESULTS.mkdir(parents=True, exist_ok=True)
@@ -308,7 +317,8 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, action="append", default=[], help="hardware folders (default datasets/)")
     parser.add_argument("--n-estimators", type=int, default=300, help="boosting rounds per fold (300, as shipped)")
-    parser.add_argument("--skip-ops", action="store_true", help="step level only")
+    parser.add_argument("--skip-ops", action="store_true",
+                        help="step level only (the op-level rows and eval_ops.csv of the last full run are kept)")
     parser.add_argument("--quick", type=Path, help="a `flopcast calibrate --quick` folder of a released CPU: "
                         "adds the quick-calibrated split")
     args = parser.parse_args()
@@ -317,7 +327,7 @@ def main() -> int:
              f"(from {', '.join(map(str, args.data)) or 'datasets/'}); {args.n_estimators} boosting rounds")
     print(about)
     config = FitConfig(n_estimators=args.n_estimators, progress=False)
-    op_rows, ops = ([], pd.DataFrame()) if args.skip_ops else op_level(ds, config)
+    op_rows, ops = previous_op_level() if args.skip_ops else op_level(ds, config)
     step_rows, steps = step_level(ds, fit_op_stage(ds, config), progress=True, quick=args.quick)
     shown = write(op_rows + step_rows, steps, ops, about)
     with pd.option_context("display.width", 200, "display.max_rows", 500):
