@@ -1,4 +1,4 @@
-"""Convolutions: conv2d forward, its input and weight gradients, and conv1d forward."""
+"""Convolutions: conv2d and conv1d forward, and their input and weight gradients."""
 
 from __future__ import annotations
 
@@ -17,6 +17,21 @@ from flopcast.calibration.microbench.base import Closure, Config, Family, itemsi
 from flopcast.features.records import Phase
 
 _CONV = {1: F.conv1d, 2: F.conv2d}
+_FORWARD_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "transposed", "output_padding", "groups")
+_BACKWARD_ARGS = ("grad_output", "input", "weight", "bias_sizes", "stride", "padding", "dilation", "transposed",
+                  "output_padding", "groups", "output_mask")
+
+
+def conv_attrs(row: Mapping[str, Any], backward: bool) -> dict[str, Any]:
+    """Named attributes of a convolution op row.
+
+    The tracer stores the aten call's positional arguments (``{"args": [...]}``, tensors as ``"T"``); rows
+    with named attributes are returned as they are.
+    """
+    attrs = json.loads(row.get("attrs") or "{}")
+    if "args" not in attrs:
+        return attrs
+    return dict(zip(_BACKWARD_ARGS if backward else _FORWARD_ARGS, attrs["args"], strict=False))
 _MASKS = {"grad_input": [True, False, False], "grad_weight": [False, True, False]}
 
 
@@ -33,6 +48,7 @@ class Convolution(Family):
     pass_: ClassVar[str] = "fwd"
     max_size: ClassVar[int] = 256
     kernels: ClassVar[tuple[int, ...]] = (1, 3, 3, 3, 5, 7)
+    strides: ClassVar[tuple[int, ...]] = (1, 1, 2)
     shrink_keys = ("n", "c_in", "c_out", "size")
     gpu_dtypes = ("fp32", "tf32", "bf16", "fp16")
 
@@ -47,7 +63,7 @@ class Convolution(Family):
             "c_out": c_in if depthwise else log_int(rng, 1, 1024),
             "size": log_int(rng, max(4, k), self.max_size),
             "k": k,
-            "stride": rng.choice((1, 1, 2)),
+            "stride": rng.choice(self.strides),
             "padding": k // 2,
             "depthwise": depthwise,
         }
@@ -86,8 +102,8 @@ class Convolution(Family):
     @override
     def config_from_op(self, row: Mapping[str, Any]) -> Config | None:
         dtype, shapes = row_dtype(row), row_shapes(row)
-        attrs = json.loads(row.get("attrs") or "{}")
         backward = str(row["op"]).startswith("aten.convolution_backward")
+        attrs = conv_attrs(row, backward)
         x, w = (shapes[1], shapes[2]) if backward else (shapes[0], shapes[1])
         mask = attrs.get("output_mask", [True, True, False])
         wanted = mask[0] if self.pass_ == "grad_input" else mask[1] if self.pass_ == "grad_weight" else True
@@ -95,10 +111,10 @@ class Convolution(Family):
             return None
         if not wanted:
             return None
-        groups = int(attrs.get("groups", 1))
-        if groups not in (1, x[1]):
-            return None
+        groups = int(attrs.get("groups") or 1)
         first = lambda v, default: int(v[0] if isinstance(v, list) else v) if v is not None else default  # noqa: E731
+        if groups not in (1, x[1]) or first(attrs.get("dilation"), 1) != 1:
+            return None  # grouped (not depthwise) or dilated: not a shape these families build
         return {
             "n": x[0],
             "c_in": x[1],
@@ -139,12 +155,40 @@ class Conv2dGradWeight(Convolution):
     ops = main_ops = ("aten.convolution_backward",)
 
 
-@register_family
-class Conv1dForward(Convolution):
-    """conv1d forward over sequences up to 8192 long."""
+class _Conv1d(Convolution):
+    """1-d convolutions over sequences up to 8192 long.
 
-    name = "conv1d"
+    Kernels and strides span the wide strided kernels of audio front ends (M5's first layer: kernel 80,
+    stride 4) as well as the narrow ones of temporal CNNs.
+    """
+
     ndim = 1
     max_size = 8192
-    kernels = (1, 3, 3, 5, 7, 15)
+    kernels = (1, 3, 3, 5, 7, 15, 31, 80)
+    strides = (1, 1, 2, 4)
+
+
+@register_family
+class Conv1dForward(_Conv1d):
+    """conv1d forward."""
+
+    name = "conv1d"
     ops = main_ops = ("aten.convolution",)
+
+
+@register_family
+class Conv1dGradInput(_Conv1d):
+    """Gradient of conv1d with respect to its input."""
+
+    name = "conv1d_grad_input"
+    pass_ = "grad_input"
+    ops = main_ops = ("aten.convolution_backward",)
+
+
+@register_family
+class Conv1dGradWeight(_Conv1d):
+    """Gradient of conv1d with respect to its weight."""
+
+    name = "conv1d_grad_weight"
+    pass_ = "grad_weight"
+    ops = main_ops = ("aten.convolution_backward",)

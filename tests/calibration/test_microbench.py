@@ -14,7 +14,8 @@ from flopcast.features.table import ops_table
 from flopcast.features.trace_torch import trace_ops
 
 EXPECTED = {
-    "matmul", "conv2d_fwd", "conv2d_grad_input", "conv2d_grad_weight", "conv1d", "sdpa_fwd", "sdpa_fwd_bwd",
+    "matmul", "conv2d_fwd", "conv2d_grad_input", "conv2d_grad_weight", "conv1d", "conv1d_grad_input",
+    "conv1d_grad_weight", "sdpa_fwd", "sdpa_fwd_bwd",
     "elementwise_unary", "elementwise_binary", "reduction", "softmax", "norm", "embedding", "indexing",
     "data_movement", "rnn_cell", "optimizer",
 }
@@ -116,3 +117,21 @@ def test_configs_from_an_analyze_op_table():
     assert len(configs) == len({repr(c) for c in configs})  # no duplicates
     for family, config in configs:  # every derived config builds
         mb.get_family(family).build(config, "cpu")()
+
+
+def test_conv1d_families_cover_audio_front_ends_forward_and_backward():
+    # M5's first layer: 1 input channel, kernel 80, stride 4; its backward gives both gradient families
+    x = torch.randn(2, 1, 800, requires_grad=True)
+    w = torch.randn(8, 1, 80, requires_grad=True)
+
+    def step():
+        return lambda: torch.autograd.grad(torch.nn.functional.conv1d(x, w, None, 4, 40).sum(), (x, w))
+
+    configs = mb.configs_from_ops_table(ops_table(trace_ops(step)))
+    found = {f: c for f, c in configs if f.startswith("conv1d")}
+    assert set(found) == {"conv1d", "conv1d_grad_input", "conv1d_grad_weight"}
+    for family, config in found.items():
+        assert (config["k"], config["stride"], config["c_in"], config["size"]) == (80, 4, 1, 800)
+        mb.get_family(family).build(config, "cpu")()
+    sampled = mb.get_family("conv1d_grad_weight").sample_configs(random.Random(0), 1 << 28, 96, ("fp32",))
+    assert {80, 31} <= {c["k"] for c in sampled} and 4 in {c["stride"] for c in sampled}
