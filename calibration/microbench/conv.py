@@ -52,6 +52,11 @@ class Convolution(Family):
     shrink_keys = ("n", "c_in", "c_out", "size")
     gpu_dtypes = ("fp32", "tf32", "bf16", "fp16")
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        """A pass names its op: the forward ``aten.convolution``, a gradient ``aten.convolution_backward``."""
+        super().__init_subclass__(**kwargs)
+        cls.ops = cls.main_ops = ("aten.convolution",) if cls.pass_ == "fwd" else ("aten.convolution_backward",)
+
     @override
     def sample(self, rng: random.Random) -> Config:
         k = rng.choice(self.kernels)
@@ -133,8 +138,6 @@ class Conv2dForward(Convolution):
     """conv2d forward."""
 
     name = "conv2d_fwd"
-    ops = ("aten.convolution",)
-    main_ops = ("aten.convolution",)
 
 
 @register_family
@@ -143,7 +146,6 @@ class Conv2dGradInput(Convolution):
 
     name = "conv2d_grad_input"
     pass_ = "grad_input"
-    ops = main_ops = ("aten.convolution_backward",)
 
 
 @register_family
@@ -152,7 +154,6 @@ class Conv2dGradWeight(Convolution):
 
     name = "conv2d_grad_weight"
     pass_ = "grad_weight"
-    ops = main_ops = ("aten.convolution_backward",)
 
 
 class _Conv1d(Convolution):
@@ -173,7 +174,6 @@ class Conv1dForward(_Conv1d):
     """conv1d forward."""
 
     name = "conv1d"
-    ops = main_ops = ("aten.convolution",)
 
 
 @register_family
@@ -182,7 +182,6 @@ class Conv1dGradInput(_Conv1d):
 
     name = "conv1d_grad_input"
     pass_ = "grad_input"
-    ops = main_ops = ("aten.convolution_backward",)
 
 
 @register_family
@@ -191,4 +190,3 @@ class Conv1dGradWeight(_Conv1d):
 
     name = "conv1d_grad_weight"
     pass_ = "grad_weight"
-    ops = main_ops = ("aten.convolution_backward",)
