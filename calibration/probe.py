@@ -106,7 +106,7 @@ def _read_proc_cpuinfo() -> dict[str, str]:
     return info
 
 
-def _cpu_identity() -> tuple[str, str, int | None, set[str], float]:
+def cpu_identity() -> tuple[str, str, int | None, set[str], float]:
     """(model name, vendor, family, flags, advertised clock Hz or 0) from /proc/cpuinfo or py-cpuinfo.
 
     /proc/cpuinfo is read first because py-cpuinfo takes about a second (it spawns subprocesses).
@@ -159,7 +159,7 @@ def probe_cpu() -> HardwareDescriptor:
         bandwidth guess flagged in ``extra['memory_bandwidth_estimated']``.
 
     """
-    model, vendor, family, all_flags, advertised_hz = _cpu_identity()
+    model, vendor, family, all_flags, advertised_hz = cpu_identity()
     flags = all_flags & set(ISA_FLAGS)
     physical = psutil.cpu_count(logical=False) or psutil.cpu_count() or 1
     logical = psutil.cpu_count() or physical

@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+from flopcast.calibration.probe import cpu_identity
+
 RESULTS = Path(__file__).resolve().parent / "results"
 LLAMA_7B = ["hf:llama", "--set", "hidden_size=4096", "--set", "num_hidden_layers=32", "--set",
             "intermediate_size=11008", "--set", "vocab_size=32000", "--set", "num_attention_heads=32", "--set",
@@ -38,14 +40,9 @@ def run_once(args: list[str]) -> float:
 
 def machine() -> str:
     """The machine running the benchmark in a few words (CPU model, family, logical cores)."""
-    info: dict[str, str] = {}
-    cpuinfo = Path("/proc/cpuinfo")
-    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
-        key, _, value = line.partition(":")
-        info.setdefault(key.strip(), value.strip())
-    name = info.get("model name") or platform.processor() or platform.machine()
-    family = f", CPU family {info['cpu family']}" if "cpu family" in info else ""
-    return f"{name}{family}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
+    name, _, family, _, _ = cpu_identity()
+    family_text = f", CPU family {family}" if family is not None else ""
+    return f"{name}{family_text}, {os.cpu_count()} logical cores, Python {platform.python_version()}"
 
 
 def main() -> int:

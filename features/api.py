@@ -90,8 +90,8 @@ def analyze_config(config: AnalyzeConfig) -> Analysis:
         composed = compose_layers(probes, loaded.n_layers)
         if composed is not None:
             return composed
-        log.info("%s: layers differ from the 2-, 3- and 4-layer probes; tracing all %d", config.target,
-                 loaded.n_layers)
+        log.info("%s: the %s-layer probes do not compose exactly; tracing all %d layers", config.target,
+                 "/".join(map(str, PROBE_LAYERS)), loaded.n_layers)
     return trace_model(loaded.builder, specs, config)
 
 

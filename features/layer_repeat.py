@@ -1,4 +1,4 @@
-"""The analysis of a deep stack of identical layers, composed exactly from traces of 2, 3 and 4 layers.
+"""The analysis of a deep stack of identical layers, composed exactly from traces of 3, 4 and 5 layers.
 
 A Llama-7B train step records about 8,400 ops, 261 per decoder layer; tracing all 32 layers under fake
 tensors takes seconds, and a ``--max-batch`` search traces it several times. The layers are alike, so the
@@ -6,11 +6,12 @@ step with ``n`` layers is the step with ``m`` layers plus ``n - m`` more copies 
 adds: the records of its last middle layer (module paths renumbered; forward runs ascending, backward
 runs descending), the ops outside the stack that come once per layer (a per-layer cache entry), the
 tensors one layer adds to the multi-tensor optimizer ops (``_foreach_*`` take one tensor per parameter,
-with FLOPs and bytes to match), and the per-layer step of params and of every peak-memory component.
+with FLOPs and bytes to match), and the per-layer step of params; peak memory comes from the per-op
+live-byte timelines of the traces (see :class:`_Extension`), so a peak that moves with depth is followed.
 
-Nothing is assumed: the 2- and 3-layer traces must compose into the 4-layer trace exactly, record for
-record (op, shapes, cost, module, order) with the same params and peak memory; only then is the 3- and
-4-layer pair extended to ``n`` layers. Otherwise :func:`compose_layers` returns ``None`` and the caller
+Nothing is assumed: the 3- and 4-layer traces must compose into the 5-layer trace exactly, record for
+record (op, shapes, cost, module, order) with the same params and peak memory; only then is the 4- and
+5-layer pair extended to ``n`` layers. Otherwise :func:`compose_layers` returns ``None`` and the caller
 traces every layer.
 """
 
@@ -264,11 +265,9 @@ class _Extension:
         step[tmpl] = live_l[before] - live_s[self.layers_small[self.template - 1]]  # alpha: one more layer
         beta[tmpl] = live_l[tmpl] - live_l[before]  # one layer further up the stack
         known[tmpl] = True
-        for j in range(len(known)):  # ops added outside the stack: the step of the nearest op before
-            if not known[j]:
-                near = next((x for x in range(j - 1, -1, -1) if known[x]), None)
-                near = near if near is not None else next(x for x in range(j + 1, len(known)) if known[x])
-                step[j] = step[near]
+        # ops added outside the stack: the step of the nearest known op before them (after, at the start)
+        known_at = np.flatnonzero(known)
+        step = step[known_at[np.maximum(np.searchsorted(known_at, np.arange(len(known)), side="right") - 1, 0)]]
         src = np.array([j for j, _ in source], np.int64)
         copy = np.array([t for _, t in source], np.int64)
         live = live_l[src] + self.k * step[src] + copy[:, None] * beta[src]

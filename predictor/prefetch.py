@@ -2,13 +2,13 @@
 
 ``predict`` spends most of its time on two independent things: tracing the model (importing the model's
 library, e.g. transformers, and running it on fake tensors) and loading the cost model (importing XGBoost
-and reading the boosters). On a machine with two or more cores they can overlap: the parent forks a
-child that analyses the step for each device kind the named hardware needs and sends the analyses back
-through a pipe, while the parent goes on loading the model. Nothing about the result changes: the child
-runs the same :func:`flopcast.features.api.analyze_config` (one child per device kind, so a CPU and a GPU
-analysis also overlap each other). Where the child cannot help (no ``fork`` on
-this platform, one core, an analysis that failed or a child that died) the parent analyses in-process,
-so errors read exactly as without the prefetch. ``FLOPCAST_PREFETCH=0`` turns it off.
+and reading the boosters). On a machine with two or more cores they can overlap: the parent forks one
+child per device kind the named hardware needs (so a CPU and a GPU analysis also overlap each other);
+each analyses the step and sends the analysis back through a pipe, while the parent goes on loading the
+model. Nothing about the result changes: a child runs the same
+:func:`flopcast.features.api.analyze_config`. Where a child cannot help (no ``fork`` on this platform,
+one core, an analysis that failed or a child that died) the parent analyses in-process, so errors read
+exactly as without the prefetch. ``FLOPCAST_PREFETCH=0`` turns it off.
 """
 
 from __future__ import annotations
@@ -71,7 +71,7 @@ def analysis_devices(hardware: Sequence[str]) -> list[str]:
 
 
 class AnalysisPrefetch:
-    """Analyses of ``configs`` computed by a forked child; :meth:`analyse` serves them or works in-process.
+    """Analyses of ``configs`` computed by forked children; :meth:`analyse` serves them or works in-process.
 
     Args:
         configs: the analyses to compute ahead, in the order the parent will most likely ask for them.

@@ -17,6 +17,7 @@ from flopcast.calibration.microbench.base import Closure, Config, Family, itemsi
 from flopcast.features.records import Phase
 
 _CONV = {1: F.conv1d, 2: F.conv2d}
+_MASKS = {"grad_input": [True, False, False], "grad_weight": [False, True, False]}
 _FORWARD_ARGS = ("input", "weight", "bias", "stride", "padding", "dilation", "transposed", "output_padding", "groups")
 _BACKWARD_ARGS = ("grad_output", "input", "weight", "bias_sizes", "stride", "padding", "dilation", "transposed",
                   "output_padding", "groups", "output_mask")
@@ -32,7 +33,6 @@ def conv_attrs(row: Mapping[str, Any], backward: bool) -> dict[str, Any]:
     if "args" not in attrs:
         return attrs
     return dict(zip(_BACKWARD_ARGS if backward else _FORWARD_ARGS, attrs["args"], strict=False))
-_MASKS = {"grad_input": [True, False, False], "grad_weight": [False, True, False]}
 
 
 class Convolution(Family):
