@@ -166,8 +166,9 @@ def load_hf_target(config: AnalyzeConfig) -> LoadedTarget:
         raise TargetError(f"unknown hf model type {model_type!r}{_close(model_type, known)}")
     try:
         hf_config = AutoConfig.for_model(model_type, **overrides)
-    except (TypeError, ValueError) as e:
-        raise TargetError(f"hf:{model_type} config rejected the overrides: {e}") from None
+    except Exception as e:  # TypeError, ValueError, huggingface_hub's strict-dataclass validation errors
+        reason = " ".join(str(e).split())  # their message spans lines: field, then the cause
+        raise TargetError(f"hf:{model_type} config rejected the overrides: {reason}") from None
     model_cls = _hf_model_class(hf_config)
     vocab = int(getattr(hf_config, "vocab_size", 0) or 0) or 32000
     inputs = (f"int64[B,{config.seq_len}]<{vocab}",)

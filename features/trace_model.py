@@ -6,7 +6,6 @@ import contextlib
 from collections.abc import Callable, Sequence
 
 import torch
-from torch._subclasses.fake_tensor import FakeTensorMode
 
 from flopcast.features.analysis import Analysis, Target
 from flopcast.features.config import AnalyzeConfig
@@ -18,7 +17,7 @@ from flopcast.features.module_path import ModulePathTracker
 from flopcast.features.records import Phase
 from flopcast.features.spec import InputSpec
 from flopcast.features.step import make_step_parts, warm_optimizer_state
-from flopcast.features.trace_torch import MAX_TENSOR_BYTES, OpRecorder, PythonCalls
+from flopcast.features.trace_torch import MAX_TENSOR_BYTES, OpRecorder, PythonCalls, shape_only_mode
 from flopcast.features.version import flopcast_version
 
 
@@ -102,7 +101,7 @@ def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec]
     params = sum(p.numel() for p in model.parameters())
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     memory = MemoryTracker()
-    with FakeTensorMode(allow_non_fake_inputs=True):
+    with shape_only_mode():
         model = to_fake(model)
         if config.device == "cuda":
             flatten_rnn_weights(model)  # as moving an RNN module to CUDA does (flatten_parameters)

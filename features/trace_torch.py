@@ -11,7 +11,9 @@ space; their backward has no fake kernel) run the shape functions of ``cuda_rnn.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import contextlib
+import logging
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -282,6 +284,24 @@ class OpRecorder(TorchDispatchMode):
             self.memory.end_op()
 
 
+@contextlib.contextmanager
+def shape_only_mode() -> Iterator[FakeTensorMode]:
+    """The FakeTensorMode a trace runs under, with torch's own error log of failing meta kernels off.
+
+    When a model's op fails on shapes (a matmul of mismatched sizes), torch logs the meta kernel's
+    traceback at ERROR level before raising; the tracer turns the exception into the one-line error the
+    user sees, so that log would only print a traceback wall above it.
+    """
+    logger = logging.getLogger(FakeTensorMode.__module__)
+    level = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        with FakeTensorMode(allow_non_fake_inputs=True) as mode:
+            yield mode
+    finally:
+        logger.setLevel(level)
+
+
 def trace_ops(build: Callable[[], Callable[[], object]], phase: Phase = Phase.FORWARD) -> list[OpRecord]:
     """Record the ops of a closure on shape-only tensors.
 
@@ -293,7 +313,7 @@ def trace_ops(build: Callable[[], Callable[[], object]], phase: Phase = Phase.FO
     Returns:
         The op records of one call of the closure.
     """
-    with FakeTensorMode(allow_non_fake_inputs=True):
+    with shape_only_mode():
         fn = build()
         rec = OpRecorder()
         rec.phase = phase

@@ -62,6 +62,7 @@ def test_file_inputs_default_used(capsys):
         ([f"{MODELS}:mlp", "--dim", "S"], "bad --dim 'S'"),
         (["hf:lamma"], "unknown hf model type 'lamma' (did you mean llama"),
         (["hf:gpt2", "--set", "n_layer"], "bad --set 'n_layer'"),
+        (["hf:llama", "--set", "num_hidden_layers=x"], "Field 'num_hidden_layers' expected int, got str"),
         ([f"{MODELS}:raises"], "module 'block.1' raised RuntimeError in forward: kaboom from the user's code"),
         ([f"{MODELS}:uses_item"], "module 'inner' in forward reads a tensor value"),
         ([f"{MODELS}:branches"], "module 'inner' in forward reads a tensor value"),

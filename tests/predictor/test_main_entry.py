@@ -38,3 +38,15 @@ def test_errors_keep_their_line_and_code(tmp_path):
     assert done.stdout == ""
     done = _run("hardware", "show", "no-such-device")  # a command that exits normally
     assert done.returncode == 2 and done.stderr.startswith("flopcast: error: unknown hardware 'no-such-device'")
+
+
+def test_a_shape_error_is_one_line_from_the_child_and_the_parent(tmp_path):
+    # torch logs a failing meta kernel's traceback before raising; the prefetch child and the parent's
+    # in-process retry both trace, so without the tracer silencing that log this printed two walls
+    (tmp_path / "net.py").write_text(TARGET)
+    for command in (["analyze"], ["predict", "--hardware", "h100,cpu"]):
+        done = _run(command[0], str(tmp_path / "net.py:build"), "--input", "float32[B,17]", *command[1:])
+        assert done.returncode == 2
+        assert done.stderr.strip().splitlines() == [
+            "flopcast: error: module '0' raised RuntimeError in forward: a and b must have same reduction dim, "
+            "but got [1, 17] X [16, 16]."]
