@@ -291,7 +291,13 @@ def shape_only_mode() -> Iterator[FakeTensorMode]:
     When a model's op fails on shapes (a matmul of mismatched sizes), torch logs the meta kernel's
     traceback at ERROR level before raising; the tracer turns the exception into the one-line error the
     user sees, so that log would only print a traceback wall above it.
+
+    FakeTensorMode's dispatch cache is process-wide; it is cleared first so that a trace does not depend on
+    what was traced before it in the process (a warm cache holds fewer references to gradients, so autograd
+    steals instead of copying some accumulated gradients: two ``copy_`` ops of an LSTM step came and went
+    with the process's history).
     """
+    FakeTensorMode.cache_clear()
     logger = logging.getLogger(FakeTensorMode.__module__)
     level = logger.level
     logger.setLevel(logging.CRITICAL)

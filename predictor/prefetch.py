@@ -34,6 +34,12 @@ def _analyse_in_process(config: AnalyzeConfig) -> Analysis:
 
 
 def _child(config: AnalyzeConfig, conn: Connection) -> None:
+    torch = sys.modules.get("torch")
+    if torch is not None:
+        # libgomp is not fork-safe: once the parent has run a parallel region, the child's first one waits
+        # forever on the parent's thread team (a model file or import doing real work hung predict). The
+        # child only traces fake tensors, so one thread costs nothing.
+        torch.set_num_threads(1)
     try:
         result: Analysis | None = _analyse_in_process(config)
     except BaseException:  # the parent re-runs it in-process, where the error is reported as usual

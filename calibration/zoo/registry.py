@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -50,15 +51,28 @@ def register(model: ZooModel) -> ZooModel:
         The same record.
 
     Raises:
-        ValueError: when a model of that name is already registered, or the record has no inputs.
+        ValueError: when another model of that name is already registered, or the record has no inputs. The
+            same builder registered again (its file imported a second time under another module name, as
+            ``flopcast analyze calibration/zoo/mlp.py:mlp_small`` does) keeps the first record.
 
     """
+    if model.name in ZOO and _same_builder(ZOO[model.name].build, model.build):
+        return ZOO[model.name]
     if model.name in ZOO:
         raise ValueError(f"zoo model {model.name!r} is already registered")
     if not model.inputs:
         raise ValueError(f"zoo model {model.name!r} declares no inputs")
     ZOO[model.name] = model
     return model
+
+
+def _same_builder(a: Callable[..., object], b: Callable[..., object]) -> bool:
+    """Whether two builders are one function of one source file (the file imported twice)."""
+    code_a, code_b = getattr(a, "__code__", None), getattr(b, "__code__", None)
+    if code_a is None or code_b is None:
+        return False
+    return (a.__qualname__ == b.__qualname__ and code_a.co_firstlineno == code_b.co_firstlineno
+            and os.path.realpath(code_a.co_filename) == os.path.realpath(code_b.co_filename))
 
 
 def register_zoo_model(

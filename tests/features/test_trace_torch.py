@@ -131,3 +131,19 @@ def test_hf_llama_seven_b_from_config_traces_without_memory():
     # 2 layers x (4*4096^2 + 3*4096*11008) + 2 * 32000*4096 (embedding + head) + norms
     assert a.params == 2 * (4 * 4096**2 + 3 * 4096 * 11008 + 2 * 4096) + 2 * 32000 * 4096 + 4096
     assert a.peak_memory_bytes > 4 * a.params * 4  # fp32 params + grads + 2 AdamW states
+
+
+def test_a_trace_does_not_depend_on_what_the_process_traced_before():
+    """FakeTensorMode's dispatch cache is process-wide: a warm one changed which LSTM gradients autograd
+    copied (two ``copy_`` ops more on a process's first trace than on later ones)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from flopcast.calibration.zoo import get
+
+    zm = get("lstm-lm")
+    FakeTensorMode.cache_clear()
+    runs = [analyze(zm.build, zm.inputs, batch_size=1, mode="train", precision="fp32", device="cpu")
+            for _ in range(2)]
+    assert [a.op_count for a in runs] == [runs[0].op_count] * 2
+    assert [Counter(o.op for o in a.ops) for a in runs] == [Counter(o.op for o in runs[0].ops)] * 2
+    assert runs[0].bytes_accessed == runs[1].bytes_accessed

@@ -84,3 +84,35 @@ def test_predict_output_is_the_same_with_and_without_prefetch(config, monkeypatc
     monkeypatch.setenv("FLOPCAST_PREFETCH", "0")
     assert main(argv) == 0
     assert json.loads(capsys.readouterr().out) == with_prefetch
+
+
+def test_child_does_not_hang_after_the_parent_ran_openmp_work(tmp_path):
+    """libgomp is not fork-safe: a child's first parallel region waited forever on the parent's thread team."""
+    import subprocess
+    import sys
+    import textwrap
+
+    (tmp_path / "m.py").write_text(textwrap.dedent("""
+        import torch
+        from torch import nn
+        WARM = (torch.ones(256, 256) @ torch.ones(256, 256)).sum()  # real work at import, in the child
+        def build():
+            return nn.Linear(4, 2)
+    """))
+    script = textwrap.dedent(f"""
+        import torch
+        torch.set_num_threads(2)
+        (torch.ones(512, 512) @ torch.ones(512, 512)).sum()  # the parent's OpenMP team exists
+        from flopcast.features.config import AnalyzeConfig
+        from flopcast.predictor.prefetch import AnalysisPrefetch
+        c = AnalyzeConfig(target={str(tmp_path / "m.py") + ":build"!r}, inputs=("float32[B,4]",), batch_size=2,
+                          device="cpu")
+        with AnalysisPrefetch([c]) as p:
+            print(p._received(0).flops)
+    """)
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("the prefetch child hung")
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert int(done.stdout.strip().splitlines()[-1]) > 0

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -115,9 +118,22 @@ def test_get_misspelt_name_suggests_close_match() -> None:
         get("mobilnetv2")
 
 
-def test_duplicate_registration_is_refused() -> None:
+def test_another_model_under_a_taken_name_is_refused() -> None:
     with pytest.raises(ValueError, match="already registered"):
-        zoo.register(ZOO["lenet5"])
+        zoo.register(dataclasses.replace(ZOO["lenet5"], build=lambda: torch.nn.Linear(2, 2)))
+
+
+def test_a_zoo_file_analysed_by_path_keeps_its_models(capsys) -> None:
+    from flopcast.predictor.main import main
+
+    path = Path(zoo.__file__).parent / "mlp.py"  # imported again under another module name
+    code = main(["analyze", f"{path}:mlp_small", "--input", "float32[B,784]", "--mode", "infer", "--json",
+                 "--device", "cpu", "--optimizer", "none"])
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    matmul_flops = 2 * (784 * 512 + 512 * 512 + 512 * 10)  # batch 1, forward only (+ bias adds, ReLUs)
+    assert matmul_flops <= json.loads(out)["flops"] < 1.01 * matmul_flops
+    assert zoo.register(ZOO["mlp-small"]) is ZOO["mlp-small"]
 
 
 @pytest.mark.parametrize(
