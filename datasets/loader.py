@@ -95,7 +95,7 @@ def hardware_folders(paths: Iterable[str | Path] | None = None) -> list[Path]:
     return found
 
 
-def _read_table(folder: Path, table: str, checksums: dict[str, str]) -> pd.DataFrame:
+def read_table(folder: Path, table: str, checksums: dict[str, str]) -> pd.DataFrame:
     """One table of one folder: the parquet export, else the campaign's JSONL files (shards merged)."""
     columns = TABLES[table]
     parquet = folder / f"{table}.parquet"
@@ -181,7 +181,7 @@ def load_folder(folder: str | Path, checksums: dict[str, str] | None = None) -> 
     if meta_path.is_file():
         sums[f"{folder.name}/meta.json"] = sha256_file(meta_path)
         meta = {name: json.loads(meta_path.read_text())}
-    tables = {t: _join(_read_table(folder, t, sums), descriptor) for t in TABLES}
+    tables = {t: _join(read_table(folder, t, sums), descriptor) for t in TABLES}
     for df in tables.values():  # rows name their hardware; a campaign's rows all carry the folder's descriptor
         df["hardware"] = df["hardware"].fillna(name)
     return Dataset(tables["microbench"], tables["steps"], {name: descriptor}, sums, meta, _version(sums))
@@ -198,9 +198,17 @@ def load_datasets(paths: Sequence[str | Path] | None = None, *, trusted_only: bo
         The merged dataset (empty tables when ``paths`` is ``None`` and nothing is released yet).
 
     Raises:
-        DatasetError: for a missing folder or one without a descriptor.
+        DatasetError: for a missing folder, one without a descriptor, or two folders naming one device.
     """
-    parts = [load_folder(f) for f in hardware_folders(paths)]
+    folders = hardware_folders(paths)
+    parts = [load_folder(f) for f in folders]
+    seen: dict[str, Path] = {}
+    for folder, part in zip(folders, parts, strict=True):
+        for name in part.descriptors:
+            if name in seen:
+                raise DatasetError(f"{folder} and {seen[name]} both describe a device named {name!r}: rename one "
+                                   "(python -m flopcast.datasets.release ... --name NEW)")
+            seen[name] = folder
     sums = {k: v for p in parts for k, v in p.checksums.items()}
     tables = {}
     for t in TABLES:

@@ -1,8 +1,11 @@
-"""Recompute the static op features of released microbenchmark rows with the current formulas.
+"""Recompute the static features of released rows with the current formulas and tracer.
 
-The measured columns of a row never change; its op features (FLOPs, MACs, bytes, op name, shapes) are a
-function of its ``family`` and ``config`` and are traced again from the family's own closure, so a formula
-fixed after a campaign (e.g. causal attention counting only the unmasked pairs) reaches the released data.
+The measured columns of a row never change. A microbenchmark row's op features (FLOPs, MACs, bytes, op name,
+shapes) are a function of its ``family`` and ``config`` and are traced again from the family's own closure; a
+step row's ``analyze`` columns (FLOPs, bytes, op count, params, peak-memory estimate) are a function of its
+model, batch size, mode, precision, optimizer and device kind and are analysed again. So a formula or tracer
+fixed after a campaign (causal attention counting only the unmasked pairs; inference steps whose matmuls an
+early tracer missed) reaches the released data.
 
 Run: ``python -m flopcast.datasets.refresh datasets/<hardware-id> [...]``; prints the rows changed per folder.
 """
@@ -17,10 +20,14 @@ import pandas as pd
 
 from flopcast.calibration.microbench import get_family
 from flopcast.calibration.microbench.static import static_features
+from flopcast.calibration.zoo_steps import StepConfig, static_columns
 
 FEATURE_COLUMNS = ("op", "category", "dtype", "input_shapes", "input_dtypes", "output_shapes", "flops", "macs",
                    "bytes_read", "bytes_written", "outcome")
-"""Columns rewritten from the trace; every measured and provenance column is kept as measured."""
+"""Microbenchmark columns rewritten from the trace; every measured and provenance column is kept as measured."""
+
+STEP_FEATURE_COLUMNS = ("est_peak_memory_bytes", "flops", "bytes_accessed", "op_count", "params")
+"""Step columns rewritten from ``analyze`` of the row's config; measured and provenance columns are kept."""
 
 
 def refreshed(microbench: pd.DataFrame) -> tuple[pd.DataFrame, int]:
@@ -39,13 +46,42 @@ def refreshed(microbench: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     return out, changed
 
 
-def refresh_folder(folder: str | Path) -> int:
-    """Rewrite ``folder/microbench.parquet`` in place with traced-again features; returns rows changed."""
-    path = Path(folder) / "microbench.parquet"
-    table, changed = refreshed(pd.read_parquet(path))
-    if changed:
-        table.to_parquet(path, index=False, compression="zstd")
-    return changed
+def refreshed_steps(steps: pd.DataFrame) -> tuple[pd.DataFrame, int]:
+    """A copy of a step table with its ``analyze`` columns computed again, and the number of changed rows."""
+    out = steps.copy()
+    changed = 0
+    for i, r in out.iterrows():
+        config = StepConfig(str(r["model"]), int(r["batch_size"]), str(r["mode"]), str(r["precision"]),
+                            str(r["optimizer"]))
+        try:
+            features, problem = static_columns(config, str(r["device_kind"]))
+        except KeyError as e:  # a model the zoo no longer has
+            features, problem = {}, str(e)
+        if problem:
+            continue  # a model the zoo no longer has, or no longer traces: keep the campaign's values
+        if any(_differs(out.at[i, c], features[c]) for c in STEP_FEATURE_COLUMNS):
+            changed += 1
+            for c in STEP_FEATURE_COLUMNS:
+                out.at[i, c] = features[c]
+    return out, changed
+
+
+def refresh_folder(folder: str | Path) -> tuple[int, int]:
+    """Rewrite ``folder``'s microbenchmark and step tables in place with features traced again.
+
+    Returns:
+        Changed microbenchmark rows and changed step rows.
+    """
+    counts = []
+    for name, refresh in (("microbench", refreshed), ("steps", refreshed_steps)):
+        path = Path(folder) / f"{name}.parquet"
+        changed = 0
+        if path.is_file():
+            table, changed = refresh(pd.read_parquet(path))
+            if changed:
+                table.to_parquet(path, index=False, compression="zstd")
+        counts.append(changed)
+    return counts[0], counts[1]
 
 
 def _differs(old: object, new: object) -> bool:
@@ -61,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m flopcast.datasets.refresh DATASET_FOLDER [...]", file=sys.stderr)
         return 2
     for folder in folders:
-        print(f"{folder}: {refresh_folder(folder)} row(s) with new op features")
+        ops, steps = refresh_folder(folder)
+        print(f"{folder}: {ops} microbenchmark row(s) with new op features, {steps} step row(s) with new analyses")
     return 0
 
 

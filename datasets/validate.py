@@ -156,11 +156,11 @@ def check_monotonic(mb: pd.DataFrame, min_rows: int = 6) -> list[str]:
     Work is the roofline time, ``max(FLOPs / spec peak, bytes / bandwidth)`` (s). Rows whose roofline time
     is below :data:`OVERHEAD_BOUND` x the measured launch overhead are left out: their time is dispatch (one
     launch or hundreds, as in a many-tensor optimizer step), not work.
-    Degenerate matmuls (m, n or k = 1: GEMV and outer products, which BLAS runs on other, often much slower
-    kernels) and index-bound accumulations (:data:`INDEX_BOUND_OPS`: their time follows the index count and
-    its collisions, e.g. a sort, not FLOPs or bytes) are left out too: real costs for the predictor, not a
-    broken timer. Groups with fewer
-    than ``min_rows`` rows or less than a 10x spread of work are skipped (too little to judge).
+    Skinny matmuls (m, n or k below :data:`SKINNY_DIM`: GEMV, outer products and products a few elements
+    thin, which BLAS runs on other, often much slower kernels) and index-bound accumulations
+    (:data:`INDEX_BOUND_OPS`: their time follows the index count and its collisions, e.g. a sort, not FLOPs
+    or bytes) are left out too: real costs for the predictor, not a broken timer. Groups with fewer than
+    ``min_rows`` rows or less than a 10x spread of work are skipped (too little to judge).
     """
     problems = []
     moved = mb["bytes_read"].astype(float) + mb["bytes_written"].astype(float)
@@ -179,14 +179,20 @@ def check_monotonic(mb: pd.DataFrame, min_rows: int = 6) -> list[str]:
     return problems
 
 
+SKINNY_DIM = 8
+"""A matmul with m, n or k below this many elements is skinny: a GEMV, an outer product, or a product a few
+elements thin (a 47 x 152 x 5 x 1485 bmm writing 42 MB of output for 106 MFLOP), which BLAS runs on other,
+often much slower paths, and whose time follows its output size (first touch of fresh pages), not FLOPs."""
+
+
 def degenerate_matmul(config: object) -> bool:
-    """Whether a microbenchmark config is a matmul with m, n or k equal to 1 (GEMV or outer product)."""
+    """Whether a microbenchmark config is a skinny matmul (m, n or k below :data:`SKINNY_DIM`)."""
     try:
         c = json.loads(config) if isinstance(config, str) else dict(config or {})
     except (TypeError, ValueError):
         return False
     dims = [c.get(k) for k in ("m", "n", "k")]
-    return all(isinstance(d, int) for d in dims) and min(dims) == 1
+    return all(isinstance(d, int) for d in dims) and min(dims) < SKINNY_DIM
 
 
 def spearman(a: pd.Series | np.ndarray, b: pd.Series | np.ndarray) -> float:

@@ -1,6 +1,6 @@
 """Accuracy of the cost model on measured data, split by model family and by hardware (never random rows only).
 
-Run: ``python experiments/evaluate.py [--data DIR ...] [--n-estimators 300] [--quick QUICK_DIR]``. Prints the
+Run: ``python experiments/evaluate.py [--data DIR ...] [--n-estimators 300] [--quick QUICK_DIR ...]``. Prints the
 tables and writes ``experiments/results/eval_summary.{csv,md}``, ``eval_steps.csv`` (every held-out step prediction),
 ``eval_ops.csv`` and ``eval_step_time.png``.
 
@@ -8,9 +8,9 @@ tables and writes ``experiments/results/eval_summary.{csv,md}``, ``eval_steps.cs
   ops are never seen) and, for reference, 5 random folds; leave-one-hardware-out when there are several.
 - Step level: leave-one-family-out on the measured zoo steps (op model from microbenchmarks only; the step
   stages refitted without the family), for step time, energy and peak memory; leave-one-hardware-out.
-- Quick-calibrated CPU (``--quick DIR``, a ``flopcast calibrate --quick`` folder of a released CPU): that CPU
-  predicted as ``predict --calibration DIR`` does with a model trained without it, scored on its other
-  released steps.
+- Quick-calibrated CPU (``--quick DIR``, repeatable: a ``flopcast calibrate --quick`` folder of a released
+  CPU, its device named as released): that CPU predicted as ``predict --calibration DIR`` does with a model
+  trained without it, scored on its other released steps.
 - Baselines in the same tables: FLOPs / (peak x 0.35), the pure roofline sum, and a linear regression on
   FLOPs fitted on the training split (energy baselines: TDP x those times; memory: the raw static estimate).
 """
@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -175,7 +176,7 @@ def step_predictions(model: CostModel, ds: Dataset, train: pd.DataFrame, test: p
     return out
 
 
-def step_level(ds: Dataset, model: CostModel, progress: bool, quick: Path | None = None
+def step_level(ds: Dataset, model: CostModel, progress: bool, quick: Sequence[Path] = ()
                ) -> tuple[list[dict], pd.DataFrame]:
     """Leave-one-family-out (and leave-one-hardware-out) step metrics for time, energy and peak memory."""
     steps, frame = composed_steps(model, trusted_rows(ds.steps), descriptors_of(ds), zoo_step, progress)
@@ -187,8 +188,8 @@ def step_level(ds: Dataset, model: CostModel, progress: bool, quick: Path | None
         preds.append(step_predictions(m, ds, steps[~held], steps[held], frame[held]).assign(split="family-out"))
     if len(ds.hardware) > 1:
         preds += hardware_out_steps(ds, steps)
-    if quick is not None:
-        preds += quick_calibrated_steps(ds, quick)
+    for folder in quick:
+        preds += quick_calibrated_steps(ds, folder)
     p = pd.concat(preds) if preds else pd.DataFrame()
     rows = []
     for split, g in p.groupby("split"):
@@ -319,8 +320,9 @@ def main() -> int:
     parser.add_argument("--n-estimators", type=int, default=300, help="boosting rounds per fold (300, as shipped)")
     parser.add_argument("--skip-ops", action="store_true",
                         help="step level only (the op-level rows and eval_ops.csv of the last full run are kept)")
-    parser.add_argument("--quick", type=Path, help="a `flopcast calibrate --quick` folder of a released CPU: "
-                        "adds the quick-calibrated split")
+    parser.add_argument("--quick", type=Path, action="append", default=[],
+                        help="a `flopcast calibrate --quick` folder of a released CPU (repeatable): adds the "
+                        "quick-calibrated split")
     args = parser.parse_args()
     ds = load_datasets(args.data or None)
     about = (f"dataset {ds.version}: {', '.join(ds.hardware)}; {len(ds.microbench)} op rows, {len(ds.steps)} steps "

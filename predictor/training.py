@@ -172,7 +172,8 @@ def composed_steps(model: CostModel, steps: pd.DataFrame, descs: dict[str, Hardw
     """Measured steps that could be analysed, and their step frame (ops composed on their own device).
 
     Returns:
-        The kept step rows (with ``est_peak_memory_bytes`` from the analysis) and the aligned step frame.
+        The kept step rows (``est_peak_memory_bytes`` and ``flops`` from the analysis, so that a row measured
+        under an older tracer is read with today's features) and the aligned step frame.
     """
     kept, rows = [], []
     from rich.progress import track
@@ -192,9 +193,10 @@ def composed_steps(model: CostModel, steps: pd.DataFrame, descs: dict[str, Hardw
         kept.append(i)
         rows.append({"hardware": d.name, "kind": d.kind, "mode": r["mode"],
                      "composed": compose(model, step.ops, d, str(r["precision"])),
-                     "est": step.peak_memory_bytes})
+                     "est": step.peak_memory_bytes, "flops": float(step.ops["flops"].fillna(0).sum())})
     out = steps.loc[kept].reset_index(drop=True)
     out["est_peak_memory_bytes"] = [r["est"] for r in rows]
+    out["flops"] = [r["flops"] for r in rows]
     return out, step_frame(rows)
 
 

@@ -95,3 +95,17 @@ def test_gpu_steps_cover_several_families_batches_and_precisions(ds):
     assert gpu["family"].nunique() >= 5
     assert gpu["precision"].nunique() >= 2
     assert gpu.groupby("model")["batch_size"].nunique().max() >= 2
+
+
+def test_step_rows_carry_todays_analysis_of_their_config(ds):
+    """Released step rows were refreshed (``python -m flopcast.datasets.refresh``): a sample of the smallest
+    inference and training steps of every device matches ``analyze`` of the same config now."""
+    from flopcast.calibration.zoo_steps import StepConfig, static_columns
+
+    sample = ds.steps.sort_values(["params", "batch_size", "key"]).groupby(["hardware", "mode"]).head(2)
+    assert len(sample) >= 2 * len(ds.hardware)
+    for _, r in sample.iterrows():
+        config = StepConfig(r["model"], int(r["batch_size"]), r["mode"], r["precision"], r["optimizer"])
+        now, problem = static_columns(config, r["device_kind"])
+        assert not problem
+        assert (r["flops"], r["op_count"], r["params"]) == (now["flops"], now["op_count"], now["params"]), config

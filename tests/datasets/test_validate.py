@@ -77,3 +77,13 @@ def test_dispatch_bound_rows_are_judged_by_their_work_not_their_time(ds):
                                                                             "bytes_written"]].to_numpy() * 0 + 1
     mb.loc[rows, "time_s"] = np.linspace(1e-2, 1e-3, len(rows))
     assert not any("ranks poorly" in p for p in validate(ds))
+
+
+def test_skinny_matmuls_are_told_apart_from_regular_ones():
+    from flopcast.datasets.validate import degenerate_matmul
+
+    assert degenerate_matmul('{"b": 47, "m": 152, "k": 5, "n": 1485}')  # thin k: output-bound
+    assert degenerate_matmul({"m": 1, "k": 512, "n": 512})  # GEMV
+    assert not degenerate_matmul({"m": 8, "k": 8, "n": 8})
+    assert not degenerate_matmul('{"n": 3, "c": 16}')  # not a matmul config
+    assert not degenerate_matmul("not json")
