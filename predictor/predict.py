@@ -87,6 +87,8 @@ class Prediction:
         hardware: device name.
         kind: gpu, cpu or other.
         calibrated: whether the model has measurements of this device.
+        calibrated_as: the measured device whose stages priced it (``None``: none; differs from ``hardware``
+            where a probed CPU matched a released one of another name, e.g. ``local-cpu-amd-epyc-zen4``).
         extrapolated: whether the step or device lies outside the training range.
         step_time_s: median step time and its 10 / 90 % quantiles, s.
         step_energy_j: median step energy and its 10 / 90 % quantiles, J.
@@ -111,6 +113,7 @@ class Prediction:
     composed: ComposedStep
     notes: tuple[str, ...] = ()
     energy_source: str = "prior"
+    calibrated_as: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -118,7 +121,7 @@ class Prediction:
         t, e, c = self.step_time_s, self.step_energy_j, self.composed
         return {
             "hardware": self.hardware, "device_kind": self.kind, "calibrated": self.calibrated,
-            "extrapolated": self.extrapolated,
+            "calibrated_as": self.calibrated_as, "extrapolated": self.extrapolated,
             "step_time_s": t[1], "step_time_s_p10": t[0], "step_time_s_p90": t[2],
             "step_energy_j": e[1], "step_energy_j_p10": e[0], "step_energy_j_p90": e[2],
             "avg_power_w": e[1] / t[1] if t[1] > 0 else None, "energy_source": self.energy_source,
@@ -206,7 +209,7 @@ def predict_on(model: CostModel, step: StepAnalysis, d: HardwareDescriptor, prec
         est_peak_memory_bytes=int(step.peak_memory_bytes) if step.memory_estimated else None,
         peak_memory_bytes=peak, memory_bytes=int(d.memory_bytes),
         fits=fits_in_memory(peak, d.memory_bytes, d.kind) if peak is not None else None,
-        composed=c, notes=tuple(notes), energy_source=source,
+        composed=c, notes=tuple(notes), energy_source=source, calibrated_as=trained if calibrated else None,
     )
 
 

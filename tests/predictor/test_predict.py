@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import copy
 import math
 from dataclasses import replace
 
@@ -35,6 +36,21 @@ def test_uncalibrated_device_gets_wider_intervals(model):
     assert not other.calibrated
     assert _width(other.step_time_s) > _width(known.step_time_s)
     assert _width(other.step_energy_j) > _width(known.step_energy_j)
+
+
+def test_a_device_matched_under_another_name_says_which_it_was_priced_as(model):
+    step = synthetic_analyse("b2", 4, "train", "fp32", "adamw", "cuda")
+    named = copy.copy(model)  # the trained GPU as a release names it: with the vendor name a probe reports
+    named.hardware = copy.deepcopy(model.hardware)
+    named.hardware["test-gpu"]["descriptor"]["vendor_name"] = "Test GPU"
+    gpu = replace(GPU, vendor_name="Test GPU")
+    same = predict_on(named, step, gpu, "fp32", "train")
+    probed = predict_on(named, step, replace(gpu, name="local-gpu-probed"), "fp32", "train")
+    other = predict_on(named, step, replace(gpu, name="other-gpu", vendor_name="Other GPU"), "fp32", "train")
+    assert same.calibrated_as == "test-gpu" and same.to_dict()["calibrated_as"] == "test-gpu"
+    assert probed.calibrated and probed.calibrated_as == "test-gpu" and probed.hardware == "local-gpu-probed"
+    assert probed.step_time_s == same.step_time_s
+    assert not other.calibrated and other.calibrated_as is None
 
 
 def test_widen_keeps_the_median():
