@@ -1,8 +1,8 @@
 """Accuracy of the cost model on measured data, split by model family and by hardware (never random rows only).
 
-Run: ``python experiments/evaluate.py [--data DIR ...] [--n-estimators 300] [--quick QUICK_DIR ...]``. Prints the
-tables and writes ``experiments/results/eval_summary.{csv,md}``, ``eval_steps.csv`` (every held-out step prediction),
-``eval_ops.csv`` and ``eval_step_time.png``.
+Run: ``python experiments/evaluate.py [--data DIR ...] [--n-estimators 300] [--seed 0] [--quick DIR ...]``.
+Prints the tables and writes ``experiments/results/eval_summary.{csv,md}``, ``eval_steps.csv`` (every held-out
+step prediction), ``eval_ops.csv`` and ``eval_step_time.png``.
 
 - Op level: op time on microbenchmark rows, 5 folds grouped by microbenchmark family (the held-out family's
   ops are never seen) and, for reference, 5 random folds; leave-one-hardware-out when there are several.
@@ -318,6 +318,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", type=Path, action="append", default=[], help="hardware folders (default datasets/)")
     parser.add_argument("--n-estimators", type=int, default=300, help="boosting rounds per fold (300, as shipped)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the op time model of the op-level and family-out splits (0, as shipped): "
+                        "run several to see how much the medians move with it")
     parser.add_argument("--skip-ops", action="store_true",
                         help="step level only (the op-level rows and eval_ops.csv of the last full run are kept)")
     parser.add_argument("--quick", type=Path, action="append", default=[],
@@ -326,9 +329,10 @@ def main() -> int:
     args = parser.parse_args()
     ds = load_datasets(args.data or None)
     about = (f"dataset {ds.version}: {', '.join(ds.hardware)}; {len(ds.microbench)} op rows, {len(ds.steps)} steps "
-             f"(from {', '.join(map(str, args.data)) or 'datasets/'}); {args.n_estimators} boosting rounds")
+             f"(from {', '.join(map(str, args.data)) or 'datasets/'}); {args.n_estimators} boosting rounds, "
+             f"seed {args.seed}")
     print(about)
-    config = FitConfig(n_estimators=args.n_estimators, progress=False)
+    config = FitConfig(n_estimators=args.n_estimators, progress=False, op_model_params={"random_state": args.seed})
     op_rows, ops = previous_op_level() if args.skip_ops else op_level(ds, config)
     step_rows, steps = step_level(ds, fit_op_stage(ds, config), progress=True, quick=args.quick)
     shown = write(op_rows + step_rows, steps, ops, about)
