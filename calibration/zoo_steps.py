@@ -142,17 +142,22 @@ def steady_peak_memory_bytes(config: StepConfig, device: str) -> tuple[int, Call
     return peak, held["step"]
 
 
+STATIC_COLUMNS = ("est_peak_memory_bytes", "flops", "bytes_accessed", "op_count", "params")
+"""Step columns that come from ``analyze`` of the step's config, not from the measurement."""
+
+
 def static_columns(config: StepConfig, device_kind: str) -> tuple[dict[str, Any], str]:
-    """``analyze`` features of a step config, and a problem note ("" when the analysis worked)."""
-    zm = get(config.model)
+    """``analyze`` features of a step config, and a problem note ("" when the analysis worked).
+
+    A model the zoo does not know (a released row of a model since removed) is a problem too, not an error.
+    """
     try:
+        zm = get(config.model)
         a = analyze(zm.build, zm.inputs, batch_size=config.batch_size, mode=config.mode,
                     precision=config.precision, device="cuda" if device_kind == "gpu" else "cpu",
                     optimizer=config.optimizer, target=f"zoo:{config.model}")
     except Exception as e:
-        return dict.fromkeys(("est_peak_memory_bytes", "flops", "bytes_accessed", "op_count", "params")), (
-            f"analyze failed: {type(e).__name__}: {e}"
-        )
+        return dict.fromkeys(STATIC_COLUMNS), f"analyze failed: {type(e).__name__}: {e}"
     return {"est_peak_memory_bytes": a.peak_memory_bytes, "flops": a.flops, "bytes_accessed": a.bytes_accessed,
             "op_count": a.op_count, "params": a.params}, ""
 

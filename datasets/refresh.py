@@ -20,13 +20,13 @@ import pandas as pd
 
 from flopcast.calibration.microbench import get_family
 from flopcast.calibration.microbench.static import static_features
-from flopcast.calibration.zoo_steps import StepConfig, static_columns
+from flopcast.calibration.zoo_steps import STATIC_COLUMNS, StepConfig, static_columns
 
 FEATURE_COLUMNS = ("op", "category", "dtype", "input_shapes", "input_dtypes", "output_shapes", "flops", "macs",
                    "bytes_read", "bytes_written", "outcome")
 """Microbenchmark columns rewritten from the trace; every measured and provenance column is kept as measured."""
 
-STEP_FEATURE_COLUMNS = ("est_peak_memory_bytes", "flops", "bytes_accessed", "op_count", "params")
+STEP_FEATURE_COLUMNS = STATIC_COLUMNS
 """Step columns rewritten from ``analyze`` of the row's config; measured and provenance columns are kept."""
 
 
@@ -53,10 +53,7 @@ def refreshed_steps(steps: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     for i, r in out.iterrows():
         config = StepConfig(str(r["model"]), int(r["batch_size"]), str(r["mode"]), str(r["precision"]),
                             str(r["optimizer"]))
-        try:
-            features, problem = static_columns(config, str(r["device_kind"]))
-        except KeyError as e:  # a model the zoo no longer has
-            features, problem = {}, str(e)
+        features, problem = static_columns(config, str(r["device_kind"]))
         if problem:
             continue  # a model the zoo no longer has, or no longer traces: keep the campaign's values
         if any(_differs(out.at[i, c], features[c]) for c in STEP_FEATURE_COLUMNS):
