@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from result_tables import markdown
 
 from flopcast.datasets.loader import Dataset, load_datasets, load_folder, trusted_rows
 from flopcast.predictor.analysis_cache import zoo_step
@@ -283,13 +284,6 @@ def write(rows: list[dict], steps: pd.DataFrame, ops: pd.DataFrame, about: str) 
         f"# Cost-model accuracy (`python experiments/evaluate.py`)\n\n{about}\n\n" + markdown(shown) + "\n")
     plot(steps)
     return shown
-
-
-def markdown(df: pd.DataFrame) -> str:
-    """A DataFrame as a GitHub Markdown table."""
-    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
-    lines += ["| " + " | ".join(map(str, row)) + " |" for row in df.itertuples(index=False)]
-    return "\n".join(lines)
 
 
 def plot(steps: pd.DataFrame) -> None:

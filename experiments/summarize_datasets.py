@@ -11,17 +11,11 @@ import sys
 from pathlib import Path
 
 import pandas as pd
+from result_tables import markdown
 
 from flopcast.datasets.loader import load_datasets
 
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def markdown(df: pd.DataFrame) -> str:
-    """A plain GitHub markdown table (no optional dependency)."""
-    cells = [[str(c) for c in df.columns]] + [[_fmt(v) for v in row] for row in df.itertuples(index=False)]
-    lines = ["| " + " | ".join(r) + " |" for r in cells]
-    return "\n".join([lines[0], "|" + "---|" * len(df.columns), *lines[1:]])
 
 
 def _fmt(v: object) -> str:
@@ -61,9 +55,9 @@ def main() -> int:
         rows=("key", "size"), models=("model", "nunique"), trusted=("trusted", "sum"),
         with_energy=("energy_j", lambda s: int(s.notna().sum()))).reset_index()
     sections = [f"# Released data (`python experiments/summarize_datasets.py`)\n\ndataset {ds.version}",
-                "## Op microbenchmarks per family", markdown(families),
-                "## Model steps", markdown(steps),
-                "## Ceilings vs spec", markdown(ceilings(ds.descriptors))]
+                "## Op microbenchmarks per family", markdown(families, _fmt),
+                "## Model steps", markdown(steps, _fmt),
+                "## Ceilings vs spec", markdown(ceilings(ds.descriptors), _fmt)]
     text = "\n\n".join(sections) + "\n"
     print(text)
     RESULTS.mkdir(exist_ok=True)

@@ -1,0 +1,171 @@
+"""How well measured step times repeat: the noise floor under the step-level accuracy figures.
+
+The same zoo steps measured again on the same device (``flopcast calibrate ... --families softmax
+--configs-per-family 1 --no-energy`` measures the 240 default zoo steps and one op row), compared with the
+released measurement as if the second measurement were a prediction of the first: a model that predicted every
+step perfectly could not score better against one measurement than another measurement of the same step does.
+Two rows per pair of measurements (the first against each repeat, and the repeats against each other): as
+measured, and with the later one's median level shift divided out (a device whose speed drifted between the
+two sessions). With ``--eval`` (the ``eval_steps.csv`` of ``experiments/evaluate.py``),
+flopcast's leave-one-family-out predictions of the same device are scored on the same steps, against the
+released measurement, against each repeat and, with two repeats or more, against the median of all the
+measurements (each repeat divided by its level ratio first).
+
+With ``--back-to-back N``, a few zoo steps are also built once each and measured ``N`` times in a row in this
+process (the campaign's measuring function, timing only): the spread that is left without any gap between the
+measurements, on this machine now.
+
+Run: ``python experiments/repeatability.py --first datasets/dev-cpu-amd-epyc-zen4-2c
+--again experiments/data/repeat-zen4-cpu-1 [--again ...] [--eval experiments/results/eval_steps.csv]
+[--back-to-back 8]``. Prints the tables and writes ``experiments/results/repeatability.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from result_tables import markdown
+
+from flopcast.datasets.loader import DatasetError, load_folder, trusted_rows
+from flopcast.predictor.metrics import error_metrics
+
+RESULTS = Path(__file__).resolve().parent / "results"
+STEP_KEY = ["model", "batch_size", "mode", "precision", "optimizer"]
+"""Columns naming one measured step configuration."""
+
+BACK_TO_BACK_STEPS = (("mlp-deep", 64, "infer", "fp32"), ("resnet50", 1, "infer", "bf16"),
+                      ("gpt2-mini", 1, "train", "fp32"))
+"""Zoo steps (model, batch size, mode, precision) measured back to back by ``--back-to-back``."""
+
+SHOWN = ("n", "median_ape_pct", "mean_ape_pct", "within_10_pct", "within_25_pct", "spearman")
+
+
+def steps_of(folder: Path) -> tuple[str, pd.DataFrame]:
+    """The device name and trusted step rows (``time_s`` by :data:`STEP_KEY`) of a dataset or campaign folder."""
+    ds = load_folder(folder)
+    steps = trusted_rows(ds.steps)
+    if steps.empty:
+        raise DatasetError(f"{folder}: no trusted step rows")
+    return next(iter(ds.descriptors)), steps[[*STEP_KEY, "family", "time_s", "measured_at"]]
+
+
+def paired(first: pd.DataFrame, again: pd.DataFrame) -> pd.DataFrame:
+    """Steps measured in both tables: ``time_s`` (first) and ``time_again_s``."""
+    return first.merge(again[[*STEP_KEY, "time_s", "measured_at"]].rename(
+        columns={"time_s": "time_again_s", "measured_at": "measured_again_at"}), on=STEP_KEY)
+
+
+def level_ratio(predicted: np.ndarray, measured: np.ndarray) -> float:
+    """Median ratio predicted / measured (the level shift between two measurements)."""
+    return float(math.exp(np.median(np.log(np.asarray(predicted, float) / np.asarray(measured, float)))))
+
+
+def row(what: str, scored_against: str, predicted: np.ndarray, measured: np.ndarray) -> dict:
+    """One table row: error metrics of ``predicted`` against ``measured`` and their level ratio."""
+    metrics = error_metrics(predicted, measured)
+    return {"compared": what, "against": scored_against, "level_ratio": level_ratio(predicted, measured),
+            **{k: metrics[k] for k in SHOWN}}
+
+
+def repeat_rows(pairs: pd.DataFrame, label: str, scored_against: str = "first") -> list[dict]:
+    """A later measurement scored against an earlier one, as measured and with its level shift divided out.
+
+    ``pairs`` holds the earlier time in ``time_s`` and the later in ``time_again_s``.
+    """
+    again, first = pairs["time_again_s"].to_numpy(float), pairs["time_s"].to_numpy(float)
+    shift = level_ratio(again, first)
+    return [row(f"{label} as measured", scored_against, again, first),
+            row(f"{label} / its level ratio", scored_against, again / shift, first)]
+
+
+def model_rows(pairs: pd.DataFrame, predictions: pd.DataFrame, labels: list[str]) -> list[dict]:
+    """Family-out predictions of the paired steps, scored against the first measurement and each repeat."""
+    joined = pairs.merge(predictions[[*STEP_KEY[:-1], "time_p50"]], on=STEP_KEY[:-1])
+    predicted, first = joined["time_p50"].to_numpy(float), joined["time_s"].to_numpy(float)
+    out = [row("flopcast family-out", "first", predicted, first)]
+    aligned = [first]
+    for label in labels:
+        again = joined[f"time_{label}_s"].to_numpy(float)
+        out.append(row("flopcast family-out", label, predicted, again))
+        aligned.append(again / level_ratio(again, first))
+    if len(aligned) > 2:  # the median of three or more measurements, each at the first's level: less noise
+        out.append(row("flopcast family-out", f"median of {len(aligned)}", predicted, np.median(aligned, axis=0)))
+    return out
+
+
+def back_to_back(n: int, steps: tuple[tuple[str, int, str, str], ...] = BACK_TO_BACK_STEPS) -> pd.DataFrame:
+    """Each step built once and measured ``n`` times in a row on this CPU: min, median, max (ms) and spread."""
+    from flopcast.calibration.windows import measure
+    from flopcast.calibration.zoo_steps import StepConfig, build_step
+
+    out = []
+    for model, batch, mode, precision in steps:
+        fn = build_step(StepConfig(model, batch, mode, precision, "adamw"), "cpu")
+        times_ms = np.array([measure(fn, energy_window_s=0.0).time_s * 1e3 for _ in range(n)])
+        median = float(np.median(times_ms))
+        out.append({"step": f"{model} b{batch} {mode} {precision}", "n": n, "min_ms": times_ms.min(),
+                    "median_ms": median, "max_ms": times_ms.max(),
+                    "spread_pct": (times_ms.max() - times_ms.min()) / median * 100})
+    return pd.DataFrame(out).round({"min_ms": 2, "median_ms": 2, "max_ms": 2, "spread_pct": 0})
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--first", type=Path, required=True, help="released dataset folder of the device")
+    parser.add_argument("--again", type=Path, action="append", required=True,
+                        help="a folder measuring the same steps again on the same device (repeatable)")
+    parser.add_argument("--eval", type=Path, help="eval_steps.csv of experiments/evaluate.py (adds flopcast rows)")
+    parser.add_argument("--back-to-back", type=int, default=0, metavar="N",
+                        help="also measure a few zoo steps N times in a row on this CPU")
+    args = parser.parse_args()
+    try:
+        device, first = steps_of(args.first)
+        rows, labels, every = [], [], first
+        for i, folder in enumerate(args.again, 1):
+            name, again = steps_of(folder)
+            if name != device:
+                raise DatasetError(f"{folder} measured {name}, not {device}")
+            pairs = paired(first, again)
+            label = f"repeat{i}"
+            rows += repeat_rows(pairs, label)
+            for earlier in labels:  # the repeats against each other: how much a shorter gap moves
+                rows += repeat_rows(pairs.merge(every[[*STEP_KEY, f"time_{earlier}_s"]], on=STEP_KEY).drop(
+                    columns="time_s").rename(columns={f"time_{earlier}_s": "time_s"}), label, earlier)
+            every = every.merge(pairs[[*STEP_KEY, "time_again_s"]].rename(columns={"time_again_s": f"time_{label}_s"}),
+                                on=STEP_KEY)
+            labels.append(label)
+            print(f"{label}: {folder}, {len(pairs)} steps in common, measured {pairs['measured_again_at'].min()} "
+                  f"to {pairs['measured_again_at'].max()} (first: {pairs['measured_at'].min()} to "
+                  f"{pairs['measured_at'].max()})")
+        if args.eval is not None:
+            predictions = pd.read_csv(args.eval)
+            predictions = predictions[(predictions["hardware"] == device) & (predictions["split"] == "family-out")]
+            if predictions.empty:
+                raise DatasetError(f"{args.eval}: no family-out predictions of {device}")
+            rows += model_rows(every, predictions, labels)
+    except (DatasetError, FileNotFoundError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    table = pd.DataFrame(rows).round({"level_ratio": 3, "median_ape_pct": 1, "mean_ape_pct": 1,
+                                      "within_10_pct": 0, "within_25_pct": 0, "spearman": 3})
+    about = f"Step time of {device}: {args.first} measured again ({', '.join(map(str, args.again))})"
+    print(about)
+    print(table.to_string(index=False))
+    text = f"# Measurement repeatability (`python experiments/repeatability.py`)\n\n{about}\n\n{markdown(table)}\n"
+    if args.back_to_back > 0:
+        steps = back_to_back(args.back_to_back)
+        print(f"Each step built once and measured {args.back_to_back} times in a row on this CPU:")
+        print(steps.to_string(index=False))
+        text += f"\nBack to back on this CPU (`--back-to-back {args.back_to_back}`):\n\n{markdown(steps)}\n"
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    (RESULTS / "repeatability.md").write_text(text)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
