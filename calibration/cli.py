@@ -33,7 +33,8 @@ def add_calibrate_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
     p.add_argument("--families", type=_csv, help="microbenchmark families, comma-separated (default: all)")
     p.add_argument("--dtypes", type=_csv, help="fp32,tf32,bf16,fp16 (default: each family's for the device)")
     p.add_argument("--zoo", type=_csv, help="zoo models, comma-separated; 'none' for no model steps")
-    p.add_argument("--configs-per-family", type=int, default=24, help="sampled shapes per family (default: 24)")
+    p.add_argument("--configs-per-family", type=int, default=24,
+                   help="sampled shapes per family (default: 24; 0 with --ops-from: only those shapes)")
     p.add_argument("--hardware", help="catalog name or descriptor file whose spec values label this device")
     p.add_argument("--country", default=DEFAULT_COUNTRY, help="ISO alpha-3 grid country for CodeCarbon (FRA)")
     p.add_argument("--tracking-uri", help="MLflow tracking URI (default: MLflow's local store in the cwd)")

@@ -29,7 +29,8 @@ class CalibrateConfig:
         families: microbenchmark families to run (``None``: all registered).
         dtypes: dtypes to sample (``None``: each family's defaults for the device).
         zoo: zoo models to measure (``None``: the preset's choice; empty: none).
-        configs_per_family: sampled shapes per family (dtypes cycle through them).
+        configs_per_family: sampled shapes per family (dtypes cycle through them); 0 with ``ops_from``: only
+            the shapes of those tables.
         hardware: catalog name or descriptor file whose spec values and name label the probed device.
         country: ISO 3166 alpha-3 country of the grid, for CodeCarbon.
         tracking_uri: MLflow tracking URI (``None``: MLflow's own default, a local store in the cwd).
@@ -103,8 +104,10 @@ class CalibrateConfig:
             raise CalibrateConfigError(f"--budget-minutes must be > 0, not {self.budget_minutes}")
         if not 0.0 <= self.energy_share <= 1.0:
             raise CalibrateConfigError(f"energy share must lie in [0, 1], not {self.energy_share}")
-        if self.configs_per_family < 1 or self.n_windows < 1 or self.min_window_s <= 0:
-            raise CalibrateConfigError("configs per family and windows must be >= 1, window length > 0")
+        if self.configs_per_family < 0 or self.n_windows < 1 or self.min_window_s <= 0:
+            raise CalibrateConfigError("configs per family must be >= 0, windows >= 1, window length > 0")
+        if self.configs_per_family == 0 and not self.ops_from:
+            raise CalibrateConfigError("--configs-per-family 0 measures only --ops-from shapes: give --ops-from")
         if not 0 <= self.shard_index < self.shard_count:
             raise CalibrateConfigError(f"shard {self.shard_index} is outside 0..{self.shard_count - 1}")
 

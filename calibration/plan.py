@@ -133,7 +133,11 @@ def op_streams(cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Prove
 def ops_from_stream(
     paths: Sequence[Path], cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Provenance
 ) -> list[Task]:
-    """Op tasks for the shapes of analysed models (``analyze --ops-parquet`` tables)."""
+    """Op tasks for the shapes of analysed models (``analyze --ops-parquet`` tables), spread over their sizes.
+
+    Each prefix of the list spans the tables' size range (:func:`spread`), as the sampled families' streams
+    do, so a campaign stopped by its budget has measured small and large shapes alike.
+    """
     kind = "gpu" if descriptor.kind == "gpu" else "cpu"
     cap_bytes, cap_flops = working_set_cap_bytes(cfg, descriptor), cfg.max_flops or FLOPS_CAP[kind]
     tasks, seen = [], set()
@@ -147,7 +151,7 @@ def ops_from_stream(
             if task.key not in seen:
                 seen.add(task.key)
                 tasks.append(task)
-    return tasks
+    return spread(tasks, _size)
 
 
 def step_stream(cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Provenance) -> list[Task]:

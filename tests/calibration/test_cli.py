@@ -49,6 +49,8 @@ def test_hardware_commands_are_composed():
     (("--families", "matmull"), CalibrateConfigError, "unknown famil"),
     (("--zoo", "resnet19"), CalibrateConfigError, "resnet18"),
     (("--dtypes", "fp8"), CalibrateConfigError, "unknown dtype"),
+    (("--configs-per-family", "0"), CalibrateConfigError, "give --ops-from"),
+    (("--configs-per-family", "-1"), CalibrateConfigError, "configs per family must be >= 0"),
     (("--slurm", "--array", "0"), SlurmOptionsError, "--array"),
     (("--slurm", "--gres", "gpu", "--dry-run"), SlurmOptionsError, "--gres"),
 ])
