@@ -73,15 +73,28 @@ class ComposedStep:
         return self.extrapolated_share > EXTRAPOLATED_SHARE or bool(self.hardware_out_of_range)
 
 
-def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precision: str) -> ComposedStep:
-    """Predict every op of a step on ``d`` and sum them.
+@dataclass(frozen=True)
+class OpTimes:
+    """Each op of a step as the op model times it on one device.
 
-    Args:
-        model: fitted cost model.
-        ops: the step's op table (``OP_COLUMNS`` subset, see ``analysis_cache.KEPT_COLUMNS``).
-        d: target device.
-        precision: the step's precision.
+    Attributes:
+        work: the ops that do work, one row per kernel kind (a step's foreach optimizer ops merged into one
+            row, a fused RNN op expanded into its kernels), with their op-table columns.
+        features: their features on the device (:func:`flopcast.predictor.featurize.featurize`).
+        q: time quantiles (10 / 50 / 90 %) of each row, repeats included, s, shape ``(n, 3)``.
+        repeat: how many times each row's kernel runs (a fused RNN's per-step kernels: T).
+        known: whether the row's category had a trained op model (else the roofline fallback).
     """
+
+    work: pd.DataFrame
+    features: pd.DataFrame
+    q: np.ndarray
+    repeat: np.ndarray
+    known: np.ndarray
+
+
+def op_times(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precision: str) -> OpTimes:
+    """Predict every op of a step on ``d`` (see :func:`compose` for the arguments)."""
     python = ops["python_call"].to_numpy(bool) if "python_call" in ops else np.ones(len(ops), bool)
     busy = ~is_free(ops)
     work = expand_recurrent(merged_optimizer_step(ops[busy].assign(python_call=python[busy])))
@@ -92,7 +105,21 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
     q, known = op_quantiles(model, f, hw.launch_overhead_s)
     if inner.any():  # run from C++ (a fused op's kernels, a composite's parts, backward): no Python overhead
         q[inner] = inner_kernel_time_s(q[inner], f["roofline_s"].to_numpy()[inner], hw.launch_overhead_s, d.kind)
-    q = q * repeat[:, None]  # a kernel run once per time step of a fused RNN: its time, T times
+    return OpTimes(work, f, q * repeat[:, None], repeat, known)  # a kernel run T times: its time, T times
+
+
+def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precision: str) -> ComposedStep:
+    """Predict every op of a step on ``d`` and sum them.
+
+    Args:
+        model: fitted cost model.
+        ops: the step's op table (``OP_COLUMNS`` subset, see ``analysis_cache.KEPT_COLUMNS``).
+        d: target device.
+        precision: the step's precision.
+    """
+    t = op_times(model, ops, d, precision)
+    f, q, repeat, known = t.features, t.q, t.repeat, t.known
+    hw = model.view(d)
     share = model.op_power.predict(f) if model.op_power is not None else prior_power_share(f)
     total = float(q[:, 1].sum())
     launch_bound = q[:, 1] < LAUNCH_BOUND_FACTOR * hw.launch_overhead_s * repeat
@@ -104,7 +131,7 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
         ops_p90_s=float(q[:, 2].sum()),
         n_ops=int(repeat.sum()),
         n_calls=len(ops),
-        n_python_calls=int(python.sum()),
+        n_python_calls=int(ops["python_call"].sum()) if "python_call" in ops else len(ops),
         launch_bound_share=float(np.sum(launch_bound * repeat) / repeat.sum()) if len(f) else 0.0,
         power_share=float(np.sum(share * q[:, 1]) / total) if total > 0 else float(np.mean(share) if len(f) else 0.0),
         roofline_s=float(np.sum(f["roofline_s"].to_numpy() * repeat)),

@@ -1,0 +1,23 @@
+"""compose.op_times: each op's predicted time, which compose sums into the step frame."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from torch import nn
+
+from flopcast.predictor.compose import compose, op_times
+from tests.predictor.test_predict import GPU
+from tests.predictor.test_recurrent import _ops
+
+
+def test_op_times_are_what_compose_sums(model):
+    ops = _ops(nn.LSTM, "cuda", steps=16, batch=4)
+    per_op, step = op_times(model, ops, GPU, "fp32"), compose(model, ops, GPU, "fp32")
+    assert per_op.q.shape == (len(per_op.work), 3) and len(per_op.features) == len(per_op.work)
+    assert per_op.q[:, 1].sum() == pytest.approx(step.ops_s)
+    assert per_op.q[:, 0].sum() == pytest.approx(step.ops_p10_s)
+    assert per_op.q[:, 2].sum() == pytest.approx(step.ops_p90_s)
+    assert per_op.repeat.sum() == step.n_ops
+    assert (per_op.repeat == 16).any()  # the fused LSTM's per-step kernels, with their repeat count
+    assert np.all(np.diff(per_op.q, axis=1) >= 0)  # quantiles ordered per op
