@@ -2,14 +2,16 @@
 
 The same zoo steps measured again on the same device (``flopcast calibrate ... --families softmax
 --configs-per-family 1 --no-energy`` measures the 240 default zoo steps and one op row), compared with the
-released measurement as if the second measurement were a prediction of the first: a model that predicted every
-step perfectly could not score better against one measurement than another measurement of the same step does.
-Two rows per pair of measurements (the first against each repeat, and the repeats against each other): as
-measured, and with the later one's median level shift divided out (a device whose speed drifted between the
-two sessions). With ``--eval`` (the ``eval_steps.csv`` of ``experiments/evaluate.py``),
-flopcast's leave-one-family-out predictions of the same device are scored on the same steps, against the
-released measurement, against each repeat and, with two repeats or more, against the median of all the
-measurements (each repeat divided by its level ratio first).
+released measurement as if the second measurement were a prediction of the first. Two rows per pair of
+measurements (the first against each repeat, and the repeats against each other): as measured, and with the
+later one's median level shift divided out (a device whose speed drifted between the two sessions). With
+``--eval`` (the ``eval_steps.csv`` of ``experiments/evaluate.py``), flopcast's leave-one-family-out predictions
+of the same device are scored on the same steps, against the released measurement, against each repeat and,
+with two repeats or more, against the median of all the measurements (each repeat divided by its level ratio
+first). The last row estimates what an exact predictor of each step's mean time would score against one
+measurement, from how far the measurements spread around each other (log-normal, independent measurements):
+the floor under any model's accuracy figures on this device; another measurement scores worse than that (its
+own noise adds), by about sqrt(2) in log units.
 
 With ``--back-to-back N``, a few zoo steps are also built once each and measured ``N`` times in a row in this
 process (the campaign's measuring function, timing only): the spread that is left without any gap between the
@@ -83,6 +85,37 @@ def repeat_rows(pairs: pd.DataFrame, label: str, scored_against: str = "first") 
             row(f"{label} / its level ratio", scored_against, again / shift, first)]
 
 
+def noise_sigma(every: pd.DataFrame, labels: list[str]) -> float:
+    """Spread of one measurement around its step's mean, in log units, from every pair of measurements.
+
+    Each pair's log ratios, its level shift taken off, have a spread of sigma x sqrt(2) if each measurement is
+    the step's mean times an independent log-normal factor; sigma comes from their median absolute value
+    (robust: 0.6745 sigma sqrt(2)), pooled over the pairs.
+    """
+    columns = ["time_s", *(f"time_{label}_s" for label in labels)]
+    diffs = []
+    for i, a in enumerate(columns):
+        for b in columns[i + 1:]:
+            d = np.log(every[b].to_numpy(float) / every[a].to_numpy(float))
+            diffs.append(d - np.median(d))
+    return float(np.median(np.abs(np.concatenate(diffs))) / (0.6745 * math.sqrt(2)))
+
+
+def perfect_predictor_row(sigma: float, n: int) -> dict:
+    """What a predictor of each step's mean time, exact to the last digit, would score against one measurement.
+
+    Under the log-normal model of :func:`noise_sigma`: median error ``exp(0.6745 sigma) - 1``, the share within
+    ±10 / 25 % from the normal distribution of the log error (the measurement's error, not the model's).
+    """
+    def within(pct: float) -> float:
+        cdf = lambda x: 0.5 * (1 + math.erf(x / (sigma * math.sqrt(2))))  # noqa: E731 - the normal CDF, once
+        return (cdf(-math.log(1 - pct / 100)) - cdf(-math.log(1 + pct / 100))) * 100
+
+    return {"compared": "a perfect predictor of the mean (estimated)", "against": "one measurement",
+            "level_ratio": 1.0, "n": n, "median_ape_pct": (math.exp(0.6745 * sigma) - 1) * 100,
+            "mean_ape_pct": math.nan, "within_10_pct": within(10), "within_25_pct": within(25), "spearman": math.nan}
+
+
 def model_rows(pairs: pd.DataFrame, predictions: pd.DataFrame, labels: list[str]) -> list[dict]:
     """Family-out predictions of the paired steps, scored against the first measurement and each repeat."""
     joined = pairs.merge(predictions[[*STEP_KEY[:-1], "time_p50"]], on=STEP_KEY[:-1])
@@ -148,6 +181,7 @@ def main() -> int:
             if predictions.empty:
                 raise DatasetError(f"{args.eval}: no family-out predictions of {device}")
             rows += model_rows(every, predictions, labels)
+        rows.append(perfect_predictor_row(noise_sigma(every, labels), len(every)))
     except (DatasetError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

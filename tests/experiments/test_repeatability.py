@@ -92,3 +92,18 @@ def test_three_measurements_add_a_row_against_their_level_aligned_median(repeata
     assert rows[-1]["against"] == "median of 3"
     # aligned: repeat1 / 2 = [0.012, 0.02, 0.04], repeat2 / 1 = [0.01, 0.03, 0.04]; medians = the first's times
     assert rows[-1]["median_ape_pct"] == pytest.approx(0.0)
+
+
+def test_noise_sigma_reads_the_spread_of_each_pair_around_its_level(repeatability):
+    a = 0.1
+    first = _steps([0.01, 0.02, 0.03, 0.04])
+    every = first.assign(time_repeat1_s=first["time_s"] * 1.3 * np.exp([a, -a, a, -a]))  # level 1.3 taken off
+    sigma = repeatability.noise_sigma(every, ["repeat1"])
+    assert sigma == pytest.approx(a / (0.6745 * np.sqrt(2)))
+
+
+def test_a_perfect_predictor_is_held_back_only_by_the_measurement_noise(repeatability):
+    quiet, noisy = repeatability.perfect_predictor_row(0.001, 10), repeatability.perfect_predictor_row(0.5, 10)
+    assert quiet["median_ape_pct"] < 0.1 and quiet["within_25_pct"] == pytest.approx(100.0)
+    assert noisy["median_ape_pct"] == pytest.approx((np.exp(0.6745 * 0.5) - 1) * 100)
+    assert noisy["within_10_pct"] < noisy["within_25_pct"] < 50
