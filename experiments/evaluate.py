@@ -36,7 +36,7 @@ from flopcast.predictor.memory import MemoryModel
 from flopcast.predictor.metrics import error_metrics
 from flopcast.predictor.model import CostModel
 from flopcast.predictor.op_rows import op_training_rows
-from flopcast.predictor.power import power_bounded_j, tdp_w
+from flopcast.predictor.power import energy_with_time_spread, power_bounded_j, tdp_w
 from flopcast.predictor.step_model import StepEnergyModel, StepTimeModel
 from flopcast.predictor.training import (
     FitConfig,
@@ -153,9 +153,9 @@ def step_predictions(model: CostModel, ds: Dataset, train: pd.DataFrame, test: p
     """Held-out steps with predictions of the model (stages fitted on ``train``) and the baselines."""
     descs = descriptors_of(ds)
     time = model.step_time.predict(frame_test)
-    energy = np.array([power_bounded_j(e, t, descs[h]) for e, t, h in
-                       zip(model.step_energy.predict(with_energy_base(model, frame_test)), time, test["hardware"],
-                           strict=True)]).reshape(-1, 3)
+    energy = energy_with_time_spread(model.step_energy.predict(with_energy_base(model, frame_test)), time)
+    energy = np.array([power_bounded_j(e, t, descs[h]) for e, t, h in zip(energy, time, test["hardware"], strict=True)
+                       ]).reshape(-1, 3)
     out = test[["hardware", "model", "family", "batch_size", "mode", "precision", "flops", "time_s", "energy_j",
                 "energy_source", "measured_peak_memory_bytes", "est_peak_memory_bytes"]].copy()
     out["time_p10"], out["time_p50"], out["time_p90"] = time[:, 0], time[:, 1], time[:, 2]

@@ -72,6 +72,25 @@ def step_energy_base_j(step_time_s: np.ndarray, ops_s: np.ndarray, power_share: 
     return idle * t + np.asarray(power_share, float) * (tdp - idle) * busy
 
 
+def energy_with_time_spread(energy_j: np.ndarray, time_s: np.ndarray) -> np.ndarray:
+    """Energy quantiles whose interval also carries the step time's uncertainty, J.
+
+    The energy stage is fitted on the physical base at the *measured* step time, so its quantiles say how
+    the device's power may differ at a known time; at prediction the time is itself uncertain. The two are
+    combined in log space, each side's half-width added in quadrature (independent errors):
+    ``lo = mid x exp(-sqrt(ln(mid_e / lo_e)^2 + ln(mid_t / lo_t)^2))``, likewise above.
+
+    Args:
+        energy_j: energy quantiles (10 / 50 / 90 %) at the median time, J, shape ``(..., 3)``.
+        time_s: step-time quantiles, s, same shape.
+    """
+    e, t = np.asarray(energy_j, float), np.asarray(time_s, float)
+    mid = e[..., 1]
+    lo = np.hypot(np.log(mid / e[..., 0]), np.log(t[..., 1] / t[..., 0]))
+    hi = np.hypot(np.log(e[..., 2] / mid), np.log(t[..., 2] / t[..., 1]))
+    return np.stack([mid * np.exp(-lo), mid, mid * np.exp(hi)], axis=-1)
+
+
 def power_bounded_j(energy_j: np.ndarray, time_s: np.ndarray, d: HardwareDescriptor) -> np.ndarray:
     """Step energies held between idle power and the power limit over their step times, J.
 

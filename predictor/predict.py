@@ -26,7 +26,7 @@ from flopcast.predictor.compose import ComposedStep, compose, step_frame
 from flopcast.predictor.featurize import analysis_device
 from flopcast.predictor.memory import CONTEXT_BYTES, fits_in_memory
 from flopcast.predictor.model import CostModel
-from flopcast.predictor.power import power_bounded_j, step_energy_base_j
+from flopcast.predictor.power import energy_with_time_spread, power_bounded_j, step_energy_base_j
 
 log = logging.getLogger(__name__)
 
@@ -188,7 +188,8 @@ def predict_on(model: CostModel, step: StepAnalysis, d: HardwareDescriptor, prec
     frame = step_frame([{"hardware": name, "kind": d.kind, "mode": mode, "composed": c}])
     t = tuple(float(x) for x in model.step_time.predict(frame)[0])
     frame["energy_base_j"] = step_energy_base_j(np.array([t[1]]), np.array([c.ops_s]), np.array([c.power_share]), d)
-    e = tuple(float(x) for x in power_bounded_j(model.step_energy.predict(frame)[0], np.array(t), d))
+    e_at_median_time = model.step_energy.predict(frame)[0]
+    e = tuple(float(x) for x in power_bounded_j(energy_with_time_spread(e_at_median_time, np.array(t)), np.array(t), d))
     if not calibrated:
         t, e = widen(t), widen(e)
     peak = int(model.memory.predict(name, d.kind, step.peak_memory_bytes)) if step.memory_estimated else None

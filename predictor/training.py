@@ -216,7 +216,7 @@ def fit_step_stages(model: CostModel, steps: pd.DataFrame, frame: pd.DataFrame, 
     groups = steps["family"].astype(str).to_numpy() if len(steps) else None
     model.step_time.fit(frame, steps["time_s"].to_numpy(float) if len(steps) else np.zeros(0), groups,
                         kinds["step_time"])
-    frame = with_energy_base(model, frame)
+    frame = with_energy_base(model, frame, steps["time_s"].to_numpy(float) if len(steps) else None)
     has_e = (steps["energy_j"].astype(float) > 0).to_numpy() if len(steps) else np.zeros(0, bool)
     model.step_energy.fit(frame[has_e], steps.loc[has_e, "energy_j"].to_numpy(float),
                           groups[has_e] if groups is not None else None, kinds["step_energy"])
@@ -224,13 +224,22 @@ def fit_step_stages(model: CostModel, steps: pd.DataFrame, frame: pd.DataFrame, 
     model.memory.fit(mem, steps["measured_peak_memory_bytes"].astype(float).to_numpy() if len(steps) else [])
 
 
-def with_energy_base(model: CostModel, frame: pd.DataFrame) -> pd.DataFrame:
-    """The frame with ``step_time_s`` (predicted median) and ``energy_base_j`` columns."""
+def with_energy_base(model: CostModel, frame: pd.DataFrame, time_s: np.ndarray | None = None) -> pd.DataFrame:
+    """The frame with ``step_time_s`` and ``energy_base_j`` (J) columns.
+
+    Args:
+        model: the model (its step time stage gives the times when ``time_s`` is ``None``).
+        frame: step frame.
+        time_s: measured step times, s: the energy stage is fitted on the base at the measured time, so
+            that it learns how the device's power departs from the physical base, not the time stage's
+            errors (those come back as the time interval at prediction: :func:`energy_with_time_spread`).
+            ``None``: the predicted median times.
+    """
     frame = frame.copy()
     if frame.empty:
         frame["step_time_s"], frame["energy_base_j"] = [], []
         return frame
-    frame["step_time_s"] = model.step_time.predict(frame)[:, 1]
+    frame["step_time_s"] = model.step_time.predict(frame)[:, 1] if time_s is None else np.asarray(time_s, float)
     base = np.empty(len(frame))
     for i, (_, r) in enumerate(frame.iterrows()):
         d = HardwareDescriptor.from_dict(model.hardware[r["hardware"]]["descriptor"]) \

@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from flopcast.predictor.training import composed_steps, descriptors_of
+import copy
+
+import numpy as np
+
+from flopcast.predictor.memory import MemoryModel
+from flopcast.predictor.step_model import StepEnergyModel, StepTimeModel
+from flopcast.predictor.training import composed_steps, descriptors_of, with_energy_base
 from tests.predictor.conftest import synthetic_analyse
 
 
@@ -22,3 +28,29 @@ def test_steps_of_unknown_hardware_are_skipped(model, dataset):
     steps = dataset.steps.head(3).assign(hardware="no-such-device")
     kept, frame = composed_steps(model, steps, descriptors_of(dataset), synthetic_analyse)
     assert len(kept) == len(frame) == 0
+
+
+def test_the_energy_base_is_taken_at_measured_times_when_given(model, dataset):
+    steps = dataset.steps.head(4)
+    _, frame = composed_steps(model, steps, descriptors_of(dataset), synthetic_analyse)
+    measured = np.array([0.01, 0.02, 0.04, 0.08])
+    at_measured, at_predicted = with_energy_base(model, frame, measured), with_energy_base(model, frame)
+    assert np.allclose(at_measured["step_time_s"], measured)
+    assert np.allclose(at_predicted["step_time_s"], model.step_time.predict(frame)[:, 1])
+    doubled = with_energy_base(model, frame, 2 * measured)["energy_base_j"].to_numpy()
+    cpu = (frame["kind"] == "cpu").to_numpy()  # a CPU is busy the whole step: its base scales with the time
+    assert cpu.any() and np.allclose(doubled[cpu], 2 * at_measured["energy_base_j"].to_numpy()[cpu])
+
+
+def test_the_energy_stage_is_fitted_at_the_measured_step_times(model, dataset, monkeypatch):
+    import flopcast.predictor.training as training
+
+    fresh = copy.copy(model)  # the session's model keeps its fitted stages
+    fresh.step_time, fresh.step_energy, fresh.memory = StepTimeModel(), StepEnergyModel(), MemoryModel()
+    seen = []
+    real = training.with_energy_base
+    monkeypatch.setattr(training, "with_energy_base", lambda m, f, t=None: seen.append(t) or real(m, f, t))
+    steps = dataset.steps[dataset.steps["energy_j"].astype(float) > 0].head(12)
+    kept, frame = composed_steps(model, steps, descriptors_of(dataset), synthetic_analyse)
+    training.fit_step_stages(fresh, kept, frame)
+    assert len(seen) == 1 and np.allclose(seen[0], kept["time_s"].to_numpy(float))
