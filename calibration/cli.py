@@ -30,7 +30,8 @@ def add_calibrate_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"campaign directory (default: ./{DEFAULT_OUT}/)")
     p.add_argument("--quick", action="store_true", help="small preset: a new CPU in about 3 minutes")
     p.add_argument("--budget-minutes", type=float, help="stop after this many minutes (most informative first)")
-    p.add_argument("--families", type=_csv, help="microbenchmark families, comma-separated (default: all)")
+    p.add_argument("--families", type=_csv,
+                   help="microbenchmark families, comma-separated (default: all); 'none' for model steps only")
     p.add_argument("--dtypes", type=_csv, help="fp32,tf32,bf16,fp16 (default: each family's for the device)")
     p.add_argument("--zoo", type=_csv, help="zoo models, comma-separated; 'none' for no model steps")
     p.add_argument("--configs-per-family", type=int, default=24,
@@ -66,7 +67,8 @@ def config_from_args(args: argparse.Namespace) -> CalibrateConfig:
     from flopcast.calibration.microbench import family_names
     from flopcast.calibration.zoo import ZOO, get
 
-    unknown = [f for f in args.families or () if f not in family_names()]
+    families = () if args.families == ("none",) else args.families
+    unknown = [f for f in families or () if f not in family_names()]
     if unknown:
         raise CalibrateConfigError(f"unknown famil(ies) {', '.join(unknown)}; known: {', '.join(family_names())}")
     zoo = args.zoo
@@ -80,7 +82,7 @@ def config_from_args(args: argparse.Namespace) -> CalibrateConfig:
                     raise CalibrateConfigError(str(e.args[0])) from None
     return CalibrateConfig(
         device=args.device, out_dir=args.out, quick=args.quick, budget_minutes=args.budget_minutes,
-        families=args.families, dtypes=args.dtypes, zoo=zoo, configs_per_family=args.configs_per_family,
+        families=families, dtypes=args.dtypes, zoo=zoo, configs_per_family=args.configs_per_family,
         hardware=args.hardware, country=args.country, tracking_uri=args.tracking_uri, experiment=args.experiment,
         track=not args.no_tracking, ops_from=tuple(args.ops_from), seed=args.seed, energy=not args.no_energy,
         energy_share=args.energy_share, progress=not args.no_progress, slurm=args.slurm, partition=args.partition,

@@ -26,7 +26,7 @@ class CalibrateConfig:
         out_dir: where tables, the descriptor and exports go.
         quick: preset that calibrates a new CPU in a few minutes (few small configs, 2-3 zoo models).
         budget_minutes: wall-clock cap of the campaign, min (``None``: no cap).
-        families: microbenchmark families to run (``None``: all registered).
+        families: microbenchmark families to run (``None``: all registered; empty: none, model steps only).
         dtypes: dtypes to sample (``None``: each family's defaults for the device).
         zoo: zoo models to measure (``None``: the preset's choice; empty: none).
         configs_per_family: sampled shapes per family (dtypes cycle through them); 0 with ``ops_from``: only

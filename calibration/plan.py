@@ -115,7 +115,7 @@ def op_streams(cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Prove
     kind = "gpu" if descriptor.kind == "gpu" else "cpu"
     cap_bytes, cap_flops = working_set_cap_bytes(cfg, descriptor), cfg.max_flops or FLOPS_CAP[kind]
     streams = []
-    for name in cfg.families or family_names():
+    for name in family_names() if cfg.families is None else cfg.families:
         family = get_family(name)
         dtypes = [d for d in (cfg.dtypes or family.dtypes_for(kind)) if d in family.dtypes_for(kind)]
         if not dtypes:
@@ -144,7 +144,8 @@ def ops_from_stream(
     for path in paths:
         for name, config in configs_from_ops_table(pd.read_parquet(path)):
             family = get_family(name)
-            if config["dtype"] not in family.dtypes_for(kind) or (cfg.families and name not in cfg.families):
+            excluded = cfg.families is not None and name not in cfg.families
+            if config["dtype"] not in family.dtypes_for(kind) or excluded:
                 continue
             config, static = _fit(family, config, cap_bytes, cap_flops)
             task = _op_task(name, config, static, prov)

@@ -1,7 +1,8 @@
 """How well measured step times repeat: the noise floor under the step-level accuracy figures.
 
-The same zoo steps measured again on the same device (``flopcast calibrate ... --families softmax
---configs-per-family 1 --no-energy`` measures the 240 default zoo steps and one op row), compared with the
+The same zoo steps measured again on the same device (``flopcast calibrate --families none --no-energy
+--out RUN`` measures the default zoo steps alone; the committed repeats used ``--families softmax
+--configs-per-family 1``, one op row more, before ``none`` existed), compared with the
 released measurement as if the second measurement were a prediction of the first. Two rows per pair of
 measurements (the first against each repeat, and the repeats against each other): as measured, and with the
 later one's median level shift divided out (a device whose speed drifted between the two sessions). With

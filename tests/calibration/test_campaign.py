@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -12,7 +13,8 @@ from mlflow.tracking import MlflowClient
 from flopcast.calibration.campaign import CampaignResult, run_campaign
 from flopcast.calibration.config import CalibrateConfig, CalibrateConfigError
 from flopcast.calibration.descriptor import HardwareDescriptor
-from flopcast.calibration.plan import interleave, spread
+from flopcast.calibration.plan import interleave, plan_tasks, spread
+from flopcast.calibration.provenance import Provenance
 from flopcast.datasets.schema import MICROBENCH_COLUMNS, STEP_COLUMNS
 from flopcast.features.table import ops_table
 from flopcast.features.trace_torch import trace_ops
@@ -122,6 +124,16 @@ def test_budget_stops_early_and_keeps_rows(tmp_path):
     result = run_campaign(cfg)
     assert result.stopped_by_budget and 0 < result.measured < result.planned
     assert result.rows["microbench"] == result.measured
+
+
+def test_no_families_plans_the_model_steps_alone_and_none_plans_every_family():
+    released = Path(__file__).resolve().parents[2] / "datasets" / "dev-cpu-amd-epyc-zen4-2c" / "descriptor.json"
+    cpu = HardwareDescriptor.from_dict(json.loads(released.read_text()))
+    steps_only = CalibrateConfig(families=(), zoo=("mlp-small",), track=False)
+    tasks = plan_tasks(steps_only, cpu, Provenance.of(cpu))
+    assert tasks and {t.kind for t in tasks} == {"step"}  # `calibrate --families none`: a repeat of the steps
+    every = plan_tasks(CalibrateConfig(zoo=(), configs_per_family=1, track=False), cpu, Provenance.of(cpu))
+    assert len({t.name for t in every}) > 10  # families=None: all of them
 
 
 def test_spread_prefixes_cover_the_size_range():

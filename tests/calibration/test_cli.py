@@ -32,6 +32,7 @@ def test_flags_become_one_config(tmp_path):
     assert cfg.zoo == ("mlp-small", "lenet5") and cfg.country == "DEU" and cfg.ops_from == (Path("a.parquet"),)
     assert (cfg.tracking_uri, cfg.experiment, cfg.seed, cfg.energy, cfg.array) == ("http://h:5000", "e", 7, False, 3)
     assert config_from_args(parse("calibrate", "--zoo", "none")).zoo == ()
+    assert config_from_args(parse("calibrate", "--families", "none")).families == ()
 
 
 def test_defaults():
