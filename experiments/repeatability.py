@@ -117,9 +117,12 @@ def perfect_predictor_row(sigma: float, n: int) -> dict:
             "mean_ape_pct": math.nan, "within_10_pct": within(10), "within_25_pct": within(25), "spearman": math.nan}
 
 
-def model_rows(pairs: pd.DataFrame, predictions: pd.DataFrame, labels: list[str]) -> list[dict]:
-    """Family-out predictions of the paired steps, scored against the first measurement and each repeat."""
-    joined = pairs.merge(predictions[[*STEP_KEY[:-1], "time_p50"]], on=STEP_KEY[:-1])
+def model_rows(every: pd.DataFrame, predictions: pd.DataFrame, labels: list[str]) -> list[dict]:
+    """Family-out predictions of the steps of ``every``, scored against the first measurement and each repeat.
+
+    ``every`` holds the first measurement in ``time_s`` and each repeat in ``time_<label>_s``.
+    """
+    joined = every.merge(predictions[[*STEP_KEY[:-1], "time_p50"]], on=STEP_KEY[:-1])
     predicted, first = joined["time_p50"].to_numpy(float), joined["time_s"].to_numpy(float)
     out = [row("flopcast family-out", "first", predicted, first)]
     aligned = [first]
@@ -159,19 +162,18 @@ def main() -> int:
     args = parser.parse_args()
     try:
         device, first = steps_of(args.first)
-        rows, labels, every = [], [], first
+        rows, labels, every, measured = [], [], first, {"first": first}
         for i, folder in enumerate(args.again, 1):
             name, again = steps_of(folder)
             if name != device:
                 raise DatasetError(f"{folder} measured {name}, not {device}")
-            pairs = paired(first, again)
             label = f"repeat{i}"
-            rows += repeat_rows(pairs, label)
-            for earlier in labels:  # the repeats against each other: how much a shorter gap moves
-                rows += repeat_rows(pairs.merge(every[[*STEP_KEY, f"time_{earlier}_s"]], on=STEP_KEY).drop(
-                    columns="time_s").rename(columns={f"time_{earlier}_s": "time_s"}), label, earlier)
+            for earlier, steps in measured.items():  # against the first, then the repeats before it
+                rows += repeat_rows(paired(steps, again), label, earlier)
+            pairs = paired(first, again)
             every = every.merge(pairs[[*STEP_KEY, "time_again_s"]].rename(columns={"time_again_s": f"time_{label}_s"}),
                                 on=STEP_KEY)
+            measured[label] = again
             labels.append(label)
             print(f"{label}: {folder}, {len(pairs)} steps in common, measured {pairs['measured_again_at'].min()} "
                   f"to {pairs['measured_again_at'].max()} (first: {pairs['measured_at'].min()} to "

@@ -84,6 +84,7 @@ class OpTimes:
         q: time quantiles (10 / 50 / 90 %) of each row, repeats included, s, shape ``(n, 3)``.
         repeat: how many times each row's kernel runs (a fused RNN's per-step kernels: T).
         known: whether the row's category had a trained op model (else the roofline fallback).
+        launch_overhead_s: the device's per-op launch overhead the op model used, s.
     """
 
     work: pd.DataFrame
@@ -91,6 +92,7 @@ class OpTimes:
     q: np.ndarray
     repeat: np.ndarray
     known: np.ndarray
+    launch_overhead_s: float
 
 
 def op_times(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precision: str) -> OpTimes:
@@ -105,7 +107,8 @@ def op_times(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisi
     q, known = op_quantiles(model, f, hw.launch_overhead_s)
     if inner.any():  # run from C++ (a fused op's kernels, a composite's parts, backward): no Python overhead
         q[inner] = inner_kernel_time_s(q[inner], f["roofline_s"].to_numpy()[inner], hw.launch_overhead_s, d.kind)
-    return OpTimes(work, f, q * repeat[:, None], repeat, known)  # a kernel run T times: its time, T times
+    # a kernel run T times: its time, T times
+    return OpTimes(work, f, q * repeat[:, None], repeat, known, hw.launch_overhead_s)
 
 
 def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precision: str) -> ComposedStep:
@@ -119,10 +122,9 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
     """
     t = op_times(model, ops, d, precision)
     f, q, repeat, known = t.features, t.q, t.repeat, t.known
-    hw = model.view(d)
     share = model.op_power.predict(f) if model.op_power is not None else prior_power_share(f)
     total = float(q[:, 1].sum())
-    launch_bound = q[:, 1] < LAUNCH_BOUND_FACTOR * hw.launch_overhead_s * repeat
+    launch_bound = q[:, 1] < LAUNCH_BOUND_FACTOR * t.launch_overhead_s * repeat
     by_category = pd.Series(q[:, 1], index=f.index).groupby(f["category"]).sum()
     out_of_range = _outside(f, model.op_time.ranges_, EXTRAPOLATION_FEATURES[:2], OP_RANGE_MARGIN)
     return ComposedStep(

@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import pandas as pd
 import pytest
 
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "check_example.py"
+from tests.experiments.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def check_example():
-    spec = importlib.util.spec_from_file_location("check_example_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("check_example")
 
 
 def test_per_op_table_lines_up_ops_largest_first_with_a_total(check_example):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from pathlib import Path
 
 import pytest
 
@@ -12,16 +10,12 @@ from flopcast.calibration.catalog import get_hardware
 from flopcast.calibration.plan import plan_tasks
 from flopcast.calibration.provenance import Provenance
 from flopcast.calibration.zoo import ZOO
-
-SCRIPT = Path(__file__).resolve().parents[2] / "experiments" / "gpu_campaign.py"
+from tests.experiments.conftest import load_script
 
 
 @pytest.fixture(scope="module")
 def gpu_campaign():
-    spec = importlib.util.spec_from_file_location("gpu_campaign_script", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("gpu_campaign")
 
 
 def test_followup_measures_the_op_shapes_of_its_steps_and_every_zoo_step(gpu_campaign, tmp_path, monkeypatch):

@@ -2,28 +2,20 @@
 
 from __future__ import annotations
 
-import importlib.util
 import sys
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-SCRIPT = ROOT / "experiments" / "repeatability.py"
+from tests.experiments.conftest import EXPERIMENTS, load_script
+
+ROOT = EXPERIMENTS.parent
 
 
 @pytest.fixture(scope="module")
 def repeatability():
-    sys.path.insert(0, str(SCRIPT.parent))  # as `python experiments/repeatability.py` runs it: its helpers import
-    try:
-        spec = importlib.util.spec_from_file_location("repeatability_script", SCRIPT)
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-    finally:
-        sys.path.remove(str(SCRIPT.parent))
-    return module
+    return load_script("repeatability")
 
 
 def _steps(times: list[float]) -> pd.DataFrame:
