@@ -125,20 +125,27 @@ TF32_CATEGORIES = ("matmul", "conv", "attention", "rnn")
 """Op categories whose fp32 work runs on tensor cores as TF32 when TF32 is enabled on a GPU."""
 
 
-def peak_key(dtype: str, category: str, precision: str, kind: str) -> str:
+def peak_key(dtype: str, category: str, precision: str, kind: str, has_tf32: bool = True) -> str:
     """Descriptor dtype key of the peak FLOP/s that bounds one op.
 
     fp32 matmul-like ops use ``tf32`` under ``--precision tf32`` on a GPU. fp32 convolutions on a GPU use
-    ``tf32`` at every precision: cuDNN runs them as TF32 unless ``torch.backends.cudnn.allow_tf32`` is
-    switched off (its default is on, unlike ``torch.backends.cuda.matmul.allow_tf32``).
+    ``tf32`` at ``--precision fp32`` too: cuDNN runs them as TF32 by default (``torch.backends.cudnn.allow_tf32``
+    is on, unlike ``torch.backends.cuda.matmul.allow_tf32``); ``fp32-strict`` is fp32 with both switched off,
+    as microbenchmark rows of dtype ``float32`` and published fp32 benchmarks run. A GPU without TF32 tensor
+    cores (``has_tf32`` false: Volta, Turing, Pascal) runs them on its fp32 peak.
 
     Args:
         dtype: torch dtype name of the op (``float32``) or ``tf32``.
         category: op category (``matmul``, ``conv``, ...).
-        precision: step precision (``fp32``, ``tf32``, ``bf16``, ``fp16``).
+        precision: step precision (``fp32``, ``fp32-strict``, ``tf32``, ``bf16``, ``fp16``).
         kind: ``gpu`` or ``cpu``.
+        has_tf32: whether the device has a TF32 peak.
     """
     key = DTYPE_KEYS.get(dtype, dtype)
-    if key == "fp32" and kind == "gpu" and category in TF32_CATEGORIES and (precision == "tf32" or category == "conv"):
+    if key == "tf32" and not has_tf32:
+        return "fp32"
+    if key != "fp32" or kind != "gpu" or not has_tf32 or category not in TF32_CATEGORIES:
+        return key
+    if precision == "tf32" or (category == "conv" and precision in ("fp32", "bf16", "fp16")):
         return "tf32"
     return key

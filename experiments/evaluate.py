@@ -35,7 +35,7 @@ from flopcast.predictor.featurize import featurize, peak_key
 from flopcast.predictor.memory import MemoryModel
 from flopcast.predictor.metrics import error_metrics
 from flopcast.predictor.model import CostModel
-from flopcast.predictor.op_rows import op_training_rows
+from flopcast.predictor.op_rows import ROW_PRECISION, op_training_rows
 from flopcast.predictor.power import energy_with_time_spread, power_bounded_j, tdp_w
 from flopcast.predictor.step_model import StepEnergyModel, StepTimeModel
 from flopcast.predictor.training import (
@@ -48,7 +48,7 @@ from flopcast.predictor.training import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PRECISION_DTYPE = {"fp32": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+PRECISION_DTYPE = {"fp32": "float32", "fp32-strict": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
 SPEC_EFFICIENCY = 0.35
 FOLDS = 5
 
@@ -83,7 +83,7 @@ def op_predictions(model: CostModel, ds: Dataset, rows: pd.DataFrame) -> pd.Data
     out = []
     for hw, g in rows.groupby("hardware"):
         d = descriptors_of(ds)[hw]
-        f = featurize(g, model.view(d))
+        f = featurize(g, model.view(d), ROW_PRECISION)
         pred = op_quantiles(model, f, model.view(d).launch_overhead_s)[0]  # unseen categories: roofline fallback
         peak = np.array([d.peak_for(k) for k in f["peak_key"]])
         out.append(pd.DataFrame({"hardware": hw, "family": g["family"].to_numpy(), "measured": g["time_s"].to_numpy(),

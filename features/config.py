@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 MODES = ("train", "infer")
-PRECISIONS = ("fp32", "tf32", "bf16", "fp16")
+PRECISIONS = ("fp32", "fp32-strict", "tf32", "bf16", "fp16")
 DEVICES = ("cuda", "cpu")
 OPTIMIZERS = ("adamw", "adam", "sgd", "none")
 FRAMEWORKS = ("auto", "torch", "numpy", "tf", "onnx")
@@ -21,7 +21,9 @@ class AnalyzeConfig:
         batch_size: value bound to the ``B`` symbol.
         dims: other symbol bindings (``S`` -> 1024).
         mode: ``train`` or ``infer``.
-        precision: fp32, tf32, bf16 or fp16 (bf16/fp16: autocast with the device's policy).
+        precision: fp32 (PyTorch's defaults on a GPU: fp32 matmuls, TF32 convolutions), fp32-strict (TF32 off
+            for convolutions too, ``torch.backends.cudnn.allow_tf32 = False``), tf32 (TF32 matmuls and
+            convolutions), bf16 or fp16 (autocast with the device's policy).
         device: device kind the step is meant for (cuda or cpu).
         optimizer: adamw, adam, sgd or none.
         framework: front end to use, ``auto`` to pick it from the target.

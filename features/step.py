@@ -2,7 +2,8 @@
 
 Train step: ``zero_grad``, forward, loss = mean of the output (the first tensor, or ``logits`` of a
 model output), backward, optimizer step. Infer step: forward under ``inference_mode``. bf16/fp16 run
-under autocast with the target device's policy; tf32 enables TF32 matmuls/convolutions on CUDA.
+under autocast with the target device's policy; on CUDA, fp32 runs PyTorch's defaults (TF32 convolutions,
+fp32 matmuls), fp32-strict switches TF32 off for both, tf32 on for both.
 The optimizer is built as torch builds it on the target: foreach kernels on CUDA, a for-loop on CPU.
 """
 
@@ -154,22 +155,26 @@ def make_step_parts(
 def make_step(model: torch.nn.Module, inputs: Sequence[torch.Tensor], **kwargs: Any) -> Callable[[], None]:
     """One callable running a whole step (for measuring real steps); see :func:`make_step_parts`."""
     parts = make_step_parts(model, inputs, **kwargs)
-    tf32 = kwargs.get("precision") == "tf32"
+    precision = kwargs.get("precision", "fp32")
 
     def step() -> None:
-        with tf32_enabled(tf32):
+        with tf32_math(precision):
             parts.backward(parts.forward())
             parts.optimizer_step()
 
     return step
 
 
+TF32_FLAGS = {"tf32": (True, True), "fp32-strict": (False, False)}
+"""``(torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)`` of a precision; the others run
+PyTorch's defaults, ``(False, True)``: fp32 matmuls, TF32 convolutions where the GPU has TF32."""
+
+
 @contextlib.contextmanager
-def tf32_enabled(on: bool):
-    """Enable TF32 matmuls and convolutions on CUDA within the block (restored after)."""
+def tf32_math(precision: str):
+    """Set CUDA's TF32 switches for matmuls and convolutions as ``precision`` means them (restored after)."""
     old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    torch.backends.cuda.matmul.allow_tf32 = on
-    torch.backends.cudnn.allow_tf32 = on
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = TF32_FLAGS.get(precision, (False, True))
     try:
         yield
     finally:

@@ -102,6 +102,8 @@ def op_times(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisi
     work = expand_recurrent(merged_optimizer_step(ops[busy].assign(python_call=python[busy])))
     repeat = work.pop("repeat").to_numpy(float)
     inner = work.pop("inner").to_numpy(bool) | ~work.pop("python_call").to_numpy(bool)
+    if d.kind == "gpu":  # kernels queue asynchronously: the device runs each for its kernel time alone, while
+        inner[:] = True  # the host's dispatch of every call is the step stage's host time (max of the two)
     hw = model.view(d)
     f = featurize(work, hw, precision)
     q, known = op_quantiles(model, f, hw.launch_overhead_s)

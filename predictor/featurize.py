@@ -2,7 +2,11 @@
 
 Input is an op table (``OP_COLUMNS``: an ``analyze`` op table or microbenchmark rows) and one hardware
 descriptor. The roofline time uses the descriptor's *spec* values, known for every device, calibrated or
-not; measured ceilings enter as efficiency features (measured / spec), imputed for uncalibrated devices.
+not. A GPU is described by its spec sheet only (peaks, bandwidth, SMs, clocks, L2, power limit:
+:mod:`flopcast.predictor.device_traits`), the same for a GPU with measurements and one without, so that what
+the op model learns from measured GPUs carries to the others. A CPU's spec values are guesses (a probed CPU's
+bandwidth, turbo under load), so its measured ceilings enter as efficiency features (measured / spec),
+imputed for CPUs never measured.
 """
 
 from __future__ import annotations
@@ -17,10 +21,16 @@ import pandas as pd
 
 from flopcast.calibration.descriptor import HardwareDescriptor, peak_key
 from flopcast.features.attention_mask import executed_flops
+from flopcast.predictor.device_traits import TRAIT_NAMES, fp32_issue_share, traits
+from flopcast.predictor.sustained import predicted_shares
 
 TILE_ELEMENTS = {"matmul": 128 * 128, "conv": 128 * 128, "attention": 128 * 64, "rnn": 128 * 128}
 """Output elements one thread block (GPU) or task (CPU) computes, by category; others use :data:`DEFAULT_TILE`."""
 DEFAULT_TILE = 256 * 4
+GEMM_TILES = (64, 128, 256)
+"""Square output tiles of a GEMM-like op (matmul, conv) whose wave quantisation is a feature: a GEMM library
+picks among tiles of about these sides, and an output of ``m x n`` runs ``ceil(m / t) x ceil(n / t)`` blocks
+per batch over the SMs in waves; the last, partial wave idles the rest."""
 
 PRIOR_LAUNCH_OVERHEAD_S = {"gpu": 5e-6, "cpu": 2e-6, "other": 5e-6}
 """Launch/dispatch overhead of a device that was never measured, s."""
@@ -28,9 +38,9 @@ PRIOR_LAUNCH_OVERHEAD_S = {"gpu": 5e-6, "cpu": 2e-6, "other": 5e-6}
 CATEGORICAL = ("op", "category", "phase", "dtype")
 NUMERIC = (
     "log_flops", "log_bytes", "log_ai", "log_out_numel", "log_max_dim", "log_min_dim", "log_red", "n_inputs",
-    "out_rank", "itemsize", "log_tiles", "log_waves", "wave_eff",
+    "out_rank", "itemsize", "log_tiles", "log_waves", "wave_eff", *(f"wave_eff_{t}" for t in GEMM_TILES),
     "hw_gpu", "hw_log_peak", "hw_log_bw", "hw_log_cu", "hw_log_clock", "hw_log_mem", "hw_log_launch",
-    "hw_log_ridge", "hw_log_bw_per_cu", "hw_peak_eff", "hw_bw_eff",
+    "hw_log_ridge", "hw_log_bw_per_cu", "hw_peak_eff", "hw_bw_eff", *TRAIT_NAMES,
     "log_t_compute", "log_t_memory", "log_t_roof", "bound_margin", "log_roof_over_launch",
 )  # fmt: skip
 FEATURES = (*NUMERIC, *CATEGORICAL)
@@ -57,19 +67,32 @@ class HardwareView:
     launch_overhead_s: float
     peak_eff: dict[str, float]
     bw_eff: float
+    traits: dict[str, float]
 
     @classmethod
     def of(cls, d: HardwareDescriptor, launch_overhead_s: float | None = None,
-           imputed_eff: Mapping[str, float] | None = None) -> HardwareView:
+           imputed_eff: Mapping[str, float] | None = None,
+           shares: Mapping[str, float] | None = None) -> HardwareView:
         """View of ``d``; ``launch_overhead_s`` overrides the descriptor's, ``imputed_eff`` fills missing efficiencies.
+
+        A GPU's efficiencies are its sustained shares (:mod:`flopcast.predictor.sustained`): ``shares`` measured
+        on its data where given, else predicted from its spec sheet by the share model in ``imputed_eff``; its
+        fp32 roofline runs at them. Only ``fp32`` has a share (other dtypes: NaN).
 
         Args:
             d: the descriptor.
             launch_overhead_s: a fitted overhead for this device, s (``None``: measured, else prior).
-            imputed_eff: ``peak`` and ``bw`` efficiencies to use where ``d`` has no measurement.
+            imputed_eff: ``peak`` and ``bw`` efficiencies to use where ``d`` has no measurement (a GPU: the
+                coefficients of :func:`flopcast.predictor.sustained.fit_share_model`).
+            shares: a GPU's measured ``compute`` and ``bandwidth`` shares (NaN entries are predicted).
         """
         imputed = dict(imputed_eff or {})
         overhead = launch_overhead_s or d.launch_overhead_s or PRIOR_LAUNCH_OVERHEAD_S.get(d.kind, 5e-6)
+        if d.kind == "gpu":
+            own = {k: v for k, v in (shares or {}).items() if v is not None and math.isfinite(v)}
+            s = {**predicted_shares(d, imputed), **own}
+            peak_eff = {**dict.fromkeys(d.peak_flops_per_s, math.nan), "fp32": s["compute"]}
+            return cls(d, float(overhead), peak_eff, s["bandwidth"], traits(d))
         peak_eff = {k: v / d.peak_flops_per_s[k] for k, v in d.measured_peak_flops_per_s.items()
                     if v and d.peak_flops_per_s.get(k)}
         fallback = peak_eff.get("fp32", imputed.get("peak", math.nan))
@@ -78,7 +101,7 @@ class HardwareView:
         bw_eff = bw / d.memory_bandwidth_bytes_per_s if bw and d.memory_bandwidth_bytes_per_s else math.nan
         if math.isnan(bw_eff):
             bw_eff = imputed.get("bw", math.nan)
-        return cls(d, float(overhead), peak_eff, float(bw_eff))
+        return cls(d, float(overhead), peak_eff, float(bw_eff), traits(d))
 
 
 def analysis_device(kind: str) -> str:
@@ -109,7 +132,8 @@ def _stats_of(text: str) -> tuple[float, ...]:
 
 
 def _out_stats(shapes_json: pd.Series) -> pd.DataFrame:
-    cache: dict[str, tuple[float, float]] = {}
+    """Output numel and rank, and the first output as ``batch x rows x cols`` (its last two dims): one row per op."""
+    cache: dict[str, tuple[float, ...]] = {}
     rows = []
     for text in shapes_json:
         if text not in cache:
@@ -118,9 +142,25 @@ def _out_stats(shapes_json: pd.Series) -> pd.DataFrame:
             except (TypeError, json.JSONDecodeError):
                 shapes = []
             numel = sum(math.prod(s) for s in shapes) if shapes else 0
-            cache[text] = (float(numel), float(max((len(s) for s in shapes), default=0)))
+            first = next((s for s in shapes if s), [1])
+            m, n = ([1, *first][-2:])
+            cache[text] = (float(numel), float(max((len(s) for s in shapes), default=0)),
+                           float(math.prod(first[:-2])), float(m), float(n))
         rows.append(cache[text])
-    return pd.DataFrame(rows, columns=["out_numel", "out_rank"], index=shapes_json.index)
+    return pd.DataFrame(rows, columns=["out_numel", "out_rank", "out_batch", "out_rows", "out_cols"],
+                        index=shapes_json.index)
+
+
+def gemm_wave_efficiency(out: pd.DataFrame, tile: int, cu: float) -> np.ndarray:
+    """Busy share of the SMs over the waves of an ``out_batch x out_rows x out_cols`` output in square tiles.
+
+    A conv's output ``[n, c, h, w]`` is its implicit GEMM's ``(n h w) x c``, which these dims do not give
+    exactly; the share still tells a full last wave from a nearly empty one.
+    """
+    blocks = out["out_batch"].to_numpy() * np.ceil(out["out_rows"].to_numpy() / tile) * np.ceil(
+        out["out_cols"].to_numpy() / tile)
+    blocks = np.maximum(blocks, 1.0)
+    return blocks / (np.ceil(blocks / cu) * cu)
 
 
 def base_op_name(op: str) -> str:
@@ -150,10 +190,16 @@ def featurize(ops: pd.DataFrame, hw: HardwareView, precision: str = "fp32") -> p
               ).to_numpy()
     category = ops["category"].astype(str)
     dtype = ops["dtype"].astype(str)
-    keys = [peak_key(t, c, precision, d.kind) for t, c in zip(dtype, category, strict=True)]
+    has_tf32 = bool(d.peak_flops_per_s.get("tf32"))
+    keys = [peak_key(t, c, precision, d.kind, has_tf32) for t, c in zip(dtype, category, strict=True)]
     peak_by_key = {k: d.peak_for(k) for k in set(keys)}
-    peak = np.array([peak_by_key[k] for k in keys])
     bw = float(d.memory_bandwidth_bytes_per_s)
+    if d.kind == "gpu":  # the sustained ceilings: issue-limited fp32 at its sustained share, sustained bandwidth
+        share = hw.peak_eff.get("fp32", math.nan)
+        if "fp32" in peak_by_key:
+            peak_by_key["fp32"] *= fp32_issue_share(d) * (share if math.isfinite(share) else 1.0)
+        bw *= hw.bw_eff if math.isfinite(hw.bw_eff) else 1.0
+    peak = np.array([peak_by_key[k] for k in keys])
     shapes = _shape_stats(ops["input_shapes"].astype(str))
     out = _out_stats(ops["output_shapes"].astype(str))
     tile = category.map(TILE_ELEMENTS).fillna(DEFAULT_TILE).to_numpy(dtype=float)
@@ -176,6 +222,9 @@ def featurize(ops: pd.DataFrame, hw: HardwareView, precision: str = "fp32") -> p
     f["log_tiles"] = np.log10(tiles)
     f["log_waves"] = np.log10(waves)
     f["wave_eff"] = tiles / (waves * cu)
+    gemm = category.isin(("matmul", "conv")).to_numpy()
+    for t in GEMM_TILES:
+        f[f"wave_eff_{t}"] = np.where(gemm, gemm_wave_efficiency(out, t, cu), np.nan)
     f["hw_gpu"] = float(d.kind == "gpu")
     f["hw_log_peak"] = np.log10(np.maximum(peak, 1.0))
     f["hw_log_bw"] = math.log10(max(bw, 1.0))
@@ -187,6 +236,8 @@ def featurize(ops: pd.DataFrame, hw: HardwareView, precision: str = "fp32") -> p
     f["hw_log_bw_per_cu"] = math.log10(max(bw, 1.0) / cu)
     f["hw_peak_eff"] = [hw.peak_eff.get(k, hw.peak_eff.get("fp32", math.nan)) for k in keys]
     f["hw_bw_eff"] = hw.bw_eff
+    for name in TRAIT_NAMES:
+        f[name] = hw.traits.get(name, math.nan)
     f["log_t_compute"] = np.log10(t_compute + _EPS)
     f["log_t_memory"] = np.log10(t_memory + _EPS)
     f["log_t_roof"] = np.log10(roof + _EPS)

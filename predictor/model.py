@@ -27,9 +27,11 @@ class CostModel:
         step_energy: step energy stages.
         memory: peak-memory fit.
         hardware: per trained device: ``descriptor`` (dict), ``overhead_s`` (fitted launch overhead, s),
-            ``op_rows``, ``step_rows``, ``energy_source``.
-        imputed_eff: per device kind, ``peak`` and ``bw`` efficiencies (measured / spec) used for devices
-            without measured ceilings.
+            ``op_rows``, ``step_rows``, ``energy_source``, and for a GPU with data its measured sustained
+            ``shares``.
+        imputed_eff: per device kind, ``peak`` and ``bw`` efficiencies (measured / spec) used for CPUs
+            without measured ceilings; for GPUs, the spec-sheet model of their sustained shares
+            (:mod:`flopcast.predictor.sustained`).
         info: dataset version and checksums, training metrics, flopcast version, creation time.
     """
 
@@ -62,7 +64,8 @@ class CostModel:
         """Feature view of ``d``: fitted overhead for trained devices, imputed efficiencies for the rest."""
         name = self.trained_name(d)
         overhead = self.hardware[name]["overhead_s"] if name else None
-        return HardwareView.of(d, overhead, self.imputed_eff.get(d.kind, {}))
+        shares = self.hardware[name].get("shares") if name else None
+        return HardwareView.of(d, overhead, self.imputed_eff.get(d.kind, {}), shares)
 
     @property
     def version(self) -> str:

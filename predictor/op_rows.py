@@ -17,6 +17,10 @@ import pandas as pd
 from flopcast.calibration.microbench import family_names, get_family
 from flopcast.datasets.loader import trusted_rows
 
+ROW_PRECISION = "fp32-strict"
+"""The precision a microbenchmark row is featurized at: its closure runs TF32 exactly when the row's dtype is
+``tf32`` (``calibration.microbench.base.math_mode``), so a ``float32`` row is strict fp32, convolutions too."""
+
 
 def named_after_main_op(mb: pd.DataFrame) -> pd.Series:
     """Per row: whether its op is one its family names rows after (always true without ``main_ops``)."""

@@ -26,9 +26,10 @@ from flopcast.predictor.featurize import HardwareView, analysis_device, featuriz
 from flopcast.predictor.memory import MemoryModel
 from flopcast.predictor.model import CostModel
 from flopcast.predictor.op_model import OpPowerModel, OpTimeModel
-from flopcast.predictor.op_rows import op_training_rows
+from flopcast.predictor.op_rows import ROW_PRECISION, op_training_rows
 from flopcast.predictor.power import MEASURED_POWER_SOURCES, power_share_target, step_energy_base_j
 from flopcast.predictor.step_model import StepEnergyModel, StepTimeModel
+from flopcast.predictor.sustained import fit_share_model, measured_shares
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +54,9 @@ class FitConfig:
         n_estimators: boosting rounds of the op time model.
         progress: show progress while analysing measured steps.
         op_model_params: further keyword arguments of :class:`OpTimeModel`.
+        max_rows_per_family: op rows kept per (device, microbenchmark family), evenly over their FLOPs
+            (``None``: all); a published campaign may hold 20 000 GEMMs of one GPU, and the op model learns
+            as much from a few thousand spread over the same sizes.
     """
 
     data: tuple[Path, ...] = ()
@@ -60,11 +64,25 @@ class FitConfig:
     n_estimators: int = 300
     progress: bool = True
     op_model_params: dict[str, Any] = field(default_factory=dict)
+    max_rows_per_family: int | None = None
 
 
 def descriptors_of(ds: Dataset) -> dict[str, HardwareDescriptor]:
     """Descriptor objects of a dataset's devices."""
     return {name: HardwareDescriptor.from_dict(d) for name, d in ds.descriptors.items()}
+
+
+def spread_rows(mb: pd.DataFrame, max_rows: int | None) -> pd.DataFrame:
+    """At most ``max_rows`` rows per (hardware, family), evenly spaced over their FLOPs (all rows without a cap)."""
+    if not max_rows:
+        return mb
+    parts = []
+    for _, g in mb.groupby(["hardware", "family"], sort=False):
+        if len(g) > max_rows:
+            g = g.sort_values(["flops", "key"], kind="stable").iloc[
+                np.linspace(0, len(g) - 1, max_rows).round().astype(int)]
+        parts.append(g)
+    return pd.concat(parts).reset_index(drop=True) if parts else mb
 
 
 def fitted_overhead_s(mb: pd.DataFrame, view: HardwareView) -> float:
@@ -75,15 +93,31 @@ def fitted_overhead_s(mb: pd.DataFrame, view: HardwareView) -> float:
     """
     if len(mb) < MIN_TINY_OPS:
         return view.launch_overhead_s
-    roofline = featurize(mb, view)["roofline_s"].to_numpy()
+    roofline = featurize(mb, view, ROW_PRECISION)["roofline_s"].to_numpy()
     n = max(MIN_TINY_OPS, int(TINY_OP_SHARE * len(mb)))
     return float(np.median(mb["time_s"].to_numpy(float)[np.argsort(roofline)[:n]]))
 
 
-def imputed_efficiencies(descs: dict[str, HardwareDescriptor]) -> dict[str, dict[str, float]]:
-    """Median measured / spec peak (fp32) and bandwidth per device kind, for devices never measured."""
+def gpu_shares(descs: dict[str, HardwareDescriptor], mb: pd.DataFrame) -> dict[str, dict[str, float]]:
+    """Measured sustained shares of every GPU with trusted op rows or measured ceilings (by name)."""
+    out = {}
+    for name, d in descs.items():
+        if d.kind == "gpu":
+            shares = measured_shares(mb[mb["hardware"] == name], d)
+            if any(np.isfinite(v) for v in shares.values()):
+                out[name] = shares
+    return out
+
+
+def imputed_efficiencies(descs: dict[str, HardwareDescriptor], shares: dict[str, dict[str, float]] | None = None
+                         ) -> dict[str, dict[str, float]]:
+    """For devices never measured: per CPU kind, the median measured / spec peak (fp32) and bandwidth; for GPUs,
+    the spec-sheet model of the sustained shares fitted on the measured ones (:func:`fit_share_model`)."""
     out: dict[str, dict[str, float]] = {}
     for kind in {d.kind for d in descs.values()}:
+        if kind == "gpu":
+            out[kind] = fit_share_model([(descs[n], s) for n, s in (shares or {}).items()])
+            continue
         views = [HardwareView.of(d) for d in descs.values() if d.kind == kind]
         peak = [v.peak_eff.get("fp32", math.nan) for v in views]
         bw = [v.bw_eff for v in views]
@@ -98,7 +132,7 @@ def op_training_frame(mb: pd.DataFrame, views: dict[str, HardwareView]) -> tuple
         if name not in views:
             log.warning("skipping %d microbenchmark rows of %s: no descriptor", len(rows), name)
             continue
-        frames.append(featurize(rows, views[name]))
+        frames.append(featurize(rows, views[name], ROW_PRECISION))
         overheads.append(np.full(len(rows), views[name].launch_overhead_s))
         weights.append(np.full(len(rows), len(mb) / len(rows)))
     if not frames:
@@ -113,13 +147,16 @@ def fit_op_stage(ds: Dataset, config: FitConfig = FitConfig()) -> CostModel:
         FitError: without trusted microbenchmark rows.
     """
     descs = descriptors_of(ds)
-    mb = op_training_rows(ds.microbench)
-    eff = imputed_efficiencies(descs)
+    every = op_training_rows(ds.microbench)
+    mb = spread_rows(every, config.max_rows_per_family)
+    shares = gpu_shares(descs, every)
+    eff = imputed_efficiencies(descs, shares)
     views = {}
     for name, d in descs.items():
-        base = HardwareView.of(d, None, eff.get(d.kind, {}))
+        base = HardwareView.of(d, None, eff.get(d.kind, {}), shares.get(name))
         rows = mb[mb["hardware"] == name]
-        views[name] = HardwareView.of(d, fitted_overhead_s(rows, base) if len(rows) else None, eff.get(d.kind, {}))
+        views[name] = HardwareView.of(d, fitted_overhead_s(rows, base) if len(rows) else None, eff.get(d.kind, {}),
+                                      shares.get(name))
     features, overheads, weights = op_training_frame(mb, views)
     op_time = OpTimeModel(n_estimators=config.n_estimators, **config.op_model_params)
     op_time.fit(features, mb.loc[features.index, "time_s"].to_numpy(float), overheads, weights)
@@ -127,7 +164,8 @@ def fit_op_stage(ds: Dataset, config: FitConfig = FitConfig()) -> CostModel:
     model = CostModel(op_time, op_power, StepTimeModel(), StepEnergyModel(), MemoryModel(), imputed_eff=eff)
     model.hardware = {name: {"descriptor": ds.descriptors[name], "overhead_s": views[name].launch_overhead_s,
                              "op_rows": int((mb["hardware"] == name).sum()), "step_rows": 0,
-                             "energy_source": "none"} for name in descs}
+                             "energy_source": "none", **({"shares": shares[name]} if name in shares else {})}
+                      for name in descs}
     model.info = {"dataset_version": ds.version, "checksums": ds.checksums, "flopcast_version": flopcast_version(),
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "metrics": {"op_time": op_time.train_metrics_,

@@ -26,7 +26,7 @@ from flopcast.calibration.microbench.base import (
 
 UNARY = {"relu": torch.relu, "gelu": F.gelu, "silu": F.silu, "sigmoid": torch.sigmoid, "tanh": torch.tanh,
          "exp": torch.exp}
-BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div}
+BINARY = {"add": torch.add, "sub": torch.sub, "mul": torch.mul, "div": torch.div, "pow": torch.pow}
 # Shape of the second operand of a binary op, per broadcast pattern.
 BROADCASTS = {"none": lambda r, c: (r, c), "row": lambda r, c: (1, c), "col": lambda r, c: (r, 1),
               "scalar": lambda r, c: ()}

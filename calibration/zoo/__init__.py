@@ -12,6 +12,7 @@ from flopcast.calibration.zoo import (  # noqa: F401  (imported to register thei
     full_size,
     mlp,
     mobilenet,
+    published,
     recsys,
     resnet,
     rnn,

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from flopcast.calibration.descriptor import HardwareDescriptor
-from flopcast.predictor.featurize import FEATURES, HardwareView, featurize, peak_key
+from flopcast.predictor.device_traits import TRAIT_NAMES
+from flopcast.predictor.featurize import FEATURES, GEMM_TILES, HardwareView, featurize, peak_key
 from flopcast.predictor.op_model import NotFittedError, OpPowerModel, OpTimeModel
 from tests.datasets.synthetic import DEVICES, microbench, op_rows, true_time_s
 
@@ -19,7 +21,35 @@ def test_featurize_is_deterministic_and_complete(gpu):
     a, b = featurize(ops, gpu), featurize(ops.copy(), gpu)
     assert list(a.columns[: len(FEATURES)]) == list(FEATURES)
     assert a.equals(b)
-    assert np.isfinite(a.select_dtypes("number").to_numpy()).all()
+    unknown = ["hw_peak_eff", "hw_bw_eff", *TRAIT_NAMES, *(f"wave_eff_{t}" for t in GEMM_TILES)]
+    assert np.isfinite(a.drop(columns=unknown).select_dtypes("number").to_numpy()).all()
+    assert a["hw_peak_eff"].isna().all() and a["hw_bw_eff"].isna().all()  # a GPU is its spec sheet alone
+
+
+def test_gemm_waves_count_blocks_of_the_output():
+    from flopcast.predictor.featurize import gemm_wave_efficiency
+
+    out = pd.DataFrame({"out_batch": [1.0, 1.0, 4.0], "out_rows": [256.0, 129.0, 128.0], "out_cols": [256.0, 128.0, 128.0]})
+    # 2 x 2 = 4 blocks on 8 SMs: half busy; 2 x 1 = 2 blocks: a quarter; 4 x 1 x 1 = 4 blocks: half
+    np.testing.assert_allclose(gemm_wave_efficiency(out, 128, 8.0), [0.5, 0.25, 0.5])
+    # 9 blocks on 8 SMs: two waves, the second nearly empty
+    assert gemm_wave_efficiency(pd.DataFrame({"out_batch": [9.0], "out_rows": [1.0], "out_cols": [1.0]}), 128,
+                                8.0)[0] == pytest.approx(9 / 16)
+
+
+def test_gpu_traits_come_from_the_catalog_for_any_descriptor_of_that_gpu():
+    from flopcast.calibration.catalog import get_hardware
+    from flopcast.predictor.device_traits import traits
+
+    t4 = traits(get_hardware("t4"))
+    assert t4["hw_base_ratio"] == pytest.approx(585 / 1590)
+    assert t4["hw_lanes"] == 64 and t4["hw_cc"] == pytest.approx(7.5)
+    assert t4["hw_log_w_per_cu_ghz"] == pytest.approx(np.log10(70 / (40 * 1.59)))
+    probed = HardwareDescriptor.from_dict({**get_hardware("l4").to_dict(), "name": "local-gpu", "extra": {}})
+    assert traits(probed) == traits(get_hardware("l4"))  # matched by vendor name
+    cpu = traits(get_hardware("cpu"))
+    assert np.isnan([cpu[k] for k in ("hw_base_ratio", "hw_lanes", "hw_log_l2_per_cu", "hw_cc")]).all()
+    assert np.isfinite(cpu["hw_log_w_per_cu_ghz"])  # a power limit, cores and a clock: known
 
 
 def test_roofline_time_is_max_of_compute_and_memory(gpu):
@@ -35,9 +65,18 @@ def test_roofline_time_is_max_of_compute_and_memory(gpu):
     ("float32", "elementwise", "tf32", "gpu", "fp32"),
     ("float32", "matmul", "tf32", "cpu", "fp32"),
     ("bfloat16", "matmul", "bf16", "gpu", "bf16"),
+    ("float32", "conv", "fp32", "gpu", "tf32"),  # cuDNN's default: TF32 convolutions
+    ("float32", "matmul", "fp32", "gpu", "fp32"),  # ... but fp32 matmuls
+    ("float32", "conv", "fp32-strict", "gpu", "fp32"),  # TF32 off for both
+    ("float32", "conv", "fp32", "cpu", "fp32"),
 ])
 def test_peak_key(dtype, category, precision, kind, key):
     assert peak_key(dtype, category, precision, kind) == key
+
+
+@pytest.mark.parametrize(("dtype", "precision"), [("float32", "fp32"), ("float32", "tf32"), ("tf32", "fp32")])
+def test_a_gpu_without_tf32_runs_fp32_work_on_its_fp32_peak(dtype, precision):
+    assert peak_key(dtype, "conv", precision, "gpu", has_tf32=False) == "fp32"
 
 
 @pytest.mark.parametrize("cls", [OpTimeModel, OpPowerModel])
