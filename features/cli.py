@@ -11,6 +11,7 @@ from rich.console import Console
 from flopcast.features.analysis import Analysis
 from flopcast.features.config import DEVICES, FRAMEWORKS, MODES, OPTIMIZERS, PRECISIONS, AnalyzeConfig
 from flopcast.features.spec import parse_dims
+from flopcast.features.step_options import AUTO_LOSS, LOSSES, StepOptions
 from flopcast.features.table import write_ops_table
 
 
@@ -30,10 +31,38 @@ def add_target_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a field of the hf: config, e.g. n_layer=48")
     p.add_argument("--seq-len", type=int, default=512, help="sequence length of hf: default inputs (512)")
     p.add_argument("--trace-all-layers", action="store_true",
-                   help="hf: trace every layer instead of composing the stack from 2-, 3- and 4-layer traces")
+                   help="hf: trace every layer instead of composing the stack from 3-, 4- and 5-layer traces")
+    add_step_arguments(p)
     p.add_argument("--dataset-size", type=int, help="samples per epoch, for whole-run totals")
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+
+
+def add_step_arguments(p: argparse.ArgumentParser) -> None:
+    """Arguments that say how the train step is written (shared by ``analyze`` and ``predict``)."""
+    g = p.add_argument_group("train step", "how the training step is written (train mode)")
+    g.add_argument("--loss", choices=(AUTO_LOSS, *LOSSES), default=AUTO_LOSS,
+                   help="loss of the step; auto: cross-entropy for class logits (LM and classifier heads, "
+                        "labels from the inputs), else mean of the output (default: auto)")
+    g.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the gradients' total 2-norm to NORM")
+    g.add_argument("--grad-accumulation", type=int, default=1, metavar="K",
+                   help="K micro-batches of --batch-size, then one optimizer step; the step is all of it (1)")
+    g.add_argument("--fused-optimizer", action="store_true", help="the optimizer's fused=True kernels")
+    g.add_argument("--grad-scaler", action=argparse.BooleanOptionalAction, default=None,
+                   help="scale the loss with torch.amp.GradScaler (default: on for fp16 training)")
+    g.add_argument("--step", dest="step_fn", metavar="FILE.py:fn",
+                   help="your own step, called as fn(model, inputs, optimizer), instead of the built-in one")
+
+
+def step_options_from_args(args: argparse.Namespace) -> StepOptions:
+    """The StepOptions of parsed arguments (``--step`` leaves the loss to the function).
+
+    Raises:
+        StepOptionError: invalid or contradictory values (one line).
+    """
+    loss = "mean" if args.step_fn and args.loss == AUTO_LOSS else args.loss
+    return StepOptions(loss=loss, grad_clip=args.grad_clip, grad_accumulation=args.grad_accumulation,
+                       fused_optimizer=args.fused_optimizer, grad_scaler=args.grad_scaler, step_fn=args.step_fn)
 
 
 def config_from_args(args: argparse.Namespace, device: str) -> AnalyzeConfig:
@@ -42,7 +71,7 @@ def config_from_args(args: argparse.Namespace, device: str) -> AnalyzeConfig:
         target=args.target, inputs=tuple(args.input), batch_size=args.batch_size, dims=parse_dims(args.dim),
         mode=args.mode, precision=args.precision, device=device, optimizer=args.optimizer,
         framework=args.framework, hf_config=args.hf_config, hf_overrides=tuple(args.hf_set), seq_len=args.seq_len,
-        trace_all_layers=args.trace_all_layers,
+        trace_all_layers=args.trace_all_layers, step=step_options_from_args(args),
     )
 
 
@@ -86,5 +115,6 @@ def run_analyze(args: argparse.Namespace) -> int:
 def analysis_summary(a: Analysis) -> dict[str, object]:
     """The analysis keys that ``predict --json`` repeats."""
     d = a.to_dict()
-    keys = ("flops", "macs", "bytes_accessed", "params", "peak_memory_bytes", "op_count", "op_mix", "unsupported_ops")
+    keys = ("flops", "macs", "bytes_accessed", "params", "peak_memory_bytes", "op_count", "op_mix", "unsupported_ops",
+            "step")
     return {k: d[k] for k in keys}

@@ -25,3 +25,9 @@ class ModelRaisedError(TraceError):
 
 class TooLargeError(TraceError):
     """A tensor of the step would exceed the size limit (1 PB)."""
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (empty when it has none)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""

@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from flopcast.features.cli import add_target_arguments, analysis_summary, config_from_args
-from flopcast.features.report import si
+from flopcast.features.report import describe_step, si
 
 
 def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -122,8 +123,10 @@ def _interval(r: dict[str, Any], key: str, unit: str) -> str:
 def render(records: list[dict[str, Any]], console: Console) -> None:
     """Print predictions as one table (a column per device) plus notes."""
     r0 = records[0]
-    console.print(f"[bold]{r0['target']}[/bold]  {r0['mode']} step, batch {r0['batch_size']}, {r0['precision']}: "
-                  f"{si(r0['flops'], 'FLOP')}, {si(r0['bytes_accessed'], 'B')} accessed, {si(r0['params'])} params")
+    how = escape(describe_step(r0["step"]))
+    console.print(f"[bold]{r0['target']}[/bold]  {r0['mode']} step, batch {r0['batch_size']}, {r0['precision']}"
+                  f"{', ' + how if how else ''}: {si(r0['flops'], 'FLOP')}, {si(r0['bytes_accessed'], 'B')} "
+                  f"accessed, {si(r0['params'])} params")
     table = Table(title=f"predicted (median [10 %, 90 %]), model {r0['model_version']}", title_justify="left")
     table.add_column("")
     for r in records:
