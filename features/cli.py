@@ -38,20 +38,29 @@ def add_target_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
 
 
-def add_step_arguments(p: argparse.ArgumentParser) -> None:
-    """Arguments that say how the train step is written (shared by ``analyze`` and ``predict``)."""
+def add_step_arguments(p: argparse.ArgumentParser, plain_default: bool = False) -> None:
+    """Arguments that say how the train step is written (``analyze``, ``predict``; ``calibrate`` for zoo steps).
+
+    Args:
+        p: the parser.
+        plain_default: default to the plain step (mean loss, no scaler) and offer no ``--step``: a campaign's
+            steps stay comparable with the released ones unless asked otherwise.
+    """
     g = p.add_argument_group("train step", "how the training step is written (train mode)")
-    g.add_argument("--loss", choices=(AUTO_LOSS, *LOSSES), default=AUTO_LOSS,
+    loss_default = "mean" if plain_default else AUTO_LOSS
+    g.add_argument("--loss", choices=(AUTO_LOSS, *LOSSES), default=loss_default,
                    help="loss of the step; auto: cross-entropy for class logits (LM and classifier heads, "
-                        "labels from the inputs), else mean of the output (default: auto)")
+                        f"labels from the inputs), else mean of the output (default: {loss_default})")
     g.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the gradients' total 2-norm to NORM")
     g.add_argument("--grad-accumulation", type=int, default=1, metavar="K",
                    help="K micro-batches of --batch-size, then one optimizer step; the step is all of it (1)")
     g.add_argument("--fused-optimizer", action="store_true", help="the optimizer's fused=True kernels")
-    g.add_argument("--grad-scaler", action=argparse.BooleanOptionalAction, default=None,
-                   help="scale the loss with torch.amp.GradScaler (default: on for fp16 training)")
-    g.add_argument("--step", dest="step_fn", metavar="FILE.py:fn",
-                   help="your own step, called as fn(model, inputs, optimizer), instead of the built-in one")
+    g.add_argument("--grad-scaler", action=argparse.BooleanOptionalAction, default=False if plain_default else None,
+                   help="scale the loss with torch.amp.GradScaler (default: "
+                        + ("off)" if plain_default else "on for fp16 training)"))
+    if not plain_default:
+        g.add_argument("--step", dest="step_fn", metavar="FILE.py:fn",
+                       help="your own step, called as fn(model, inputs, optimizer), instead of the built-in one")
 
 
 def step_options_from_args(args: argparse.Namespace) -> StepOptions:
@@ -60,9 +69,10 @@ def step_options_from_args(args: argparse.Namespace) -> StepOptions:
     Raises:
         StepOptionError: invalid or contradictory values (one line).
     """
-    loss = "mean" if args.step_fn and args.loss == AUTO_LOSS else args.loss
+    step_fn = getattr(args, "step_fn", None)
+    loss = "mean" if step_fn and args.loss == AUTO_LOSS else args.loss
     return StepOptions(loss=loss, grad_clip=args.grad_clip, grad_accumulation=args.grad_accumulation,
-                       fused_optimizer=args.fused_optimizer, grad_scaler=args.grad_scaler, step_fn=args.step_fn)
+                       fused_optimizer=args.fused_optimizer, grad_scaler=args.grad_scaler, step_fn=step_fn)
 
 
 def config_from_args(args: argparse.Namespace, device: str) -> AnalyzeConfig:

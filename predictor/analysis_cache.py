@@ -16,6 +16,7 @@ import os
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -86,17 +87,19 @@ def features_digest() -> str:
     return h.hexdigest()[:12]
 
 
-def cache_key(model: str, batch_size: int, mode: str, precision: str, optimizer: str, device: str) -> str:
-    """Key of a zoo step analysis: config, zoo and features source digests, flopcast and torch versions."""
+def cache_key(model: str, batch_size: int, mode: str, precision: str, optimizer: str, device: str,
+              **options: Any) -> str:
+    """Key of a zoo step analysis: config (step options included), zoo and features source digests, versions."""
     parts = {"model": model, "batch_size": int(batch_size), "mode": mode, "precision": precision,
-             "optimizer": optimizer, "device": device, "source": _source_digest(model),
+             "optimizer": optimizer, "device": device, "step": options, "source": _source_digest(model),
              "features": features_digest(),
              "flopcast": flopcast_version(), "torch": torch.__version__}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
 @lru_cache(maxsize=512)
-def zoo_step(model: str, batch_size: int, mode: str, precision: str, optimizer: str, device: str) -> StepAnalysis:
+def zoo_step(model: str, batch_size: int, mode: str, precision: str, optimizer: str, device: str,
+             **options: Any) -> StepAnalysis:
     """The analysis of a zoo step, from the cache or freshly traced.
 
     Args:
@@ -106,8 +109,11 @@ def zoo_step(model: str, batch_size: int, mode: str, precision: str, optimizer: 
         precision: fp32, tf32, bf16 or fp16.
         optimizer: adamw, adam, sgd or none.
         device: ``cuda`` or ``cpu`` (the analysis' device kind).
+        **options: step options that differ from the plain step (``loss``, ``grad_clip``,
+            ``grad_accumulation``, ``fused_optimizer``, ``grad_scaler``: a measured row's
+            :func:`flopcast.calibration.zoo_steps.step_option_kwargs`).
     """
-    key = cache_key(model, batch_size, mode, precision, optimizer, device)
+    key = cache_key(model, batch_size, mode, precision, optimizer, device, **options)
     folder = cache_dir()
     table, meta = folder / f"{key}.parquet", folder / f"{key}.json"
     if table.is_file() and meta.is_file():
@@ -116,7 +122,7 @@ def zoo_step(model: str, batch_size: int, mode: str, precision: str, optimizer: 
             return StepAnalysis(pd.read_parquet(table), int(info["peak_memory_bytes"]), int(info["params"]))
         except (OSError, ValueError, KeyError) as e:
             log.warning("recomputing cached analysis %s: %s", key, e)
-    step = _analyse(model, batch_size, mode, precision, optimizer, device)
+    step = _analyse(model, batch_size, mode, precision, optimizer, device, options)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = table.with_suffix(f".tmp-{os.getpid()}")
@@ -128,11 +134,13 @@ def zoo_step(model: str, batch_size: int, mode: str, precision: str, optimizer: 
     return step
 
 
-def _analyse(model: str, batch_size: int, mode: str, precision: str, optimizer: str, device: str) -> StepAnalysis:
+def _analyse(model: str, batch_size: int, mode: str, precision: str, optimizer: str, device: str,
+             options: dict[str, Any]) -> StepAnalysis:
     from flopcast.calibration.zoo import get
     from flopcast.features.api import analyze
+    from flopcast.features.step_options import StepOptions
 
     zm = get(model)
     analysis = analyze(zm.build, zm.inputs, batch_size=batch_size, mode=mode, precision=precision, device=device,
-                       optimizer=optimizer, target=f"zoo:{model}")
+                       optimizer=optimizer, target=f"zoo:{model}", step=StepOptions(**options))
     return StepAnalysis.of(analysis)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from flopcast.calibration.descriptor import HardwareDescriptor
+from flopcast.calibration.zoo_steps import step_option_kwargs
 from flopcast.datasets.loader import Dataset, load_datasets, trusted_rows
 from flopcast.features.version import flopcast_version
 from flopcast.predictor.analysis_cache import StepAnalysis, zoo_step
@@ -186,7 +187,7 @@ def composed_steps(model: CostModel, steps: pd.DataFrame, descs: dict[str, Hardw
         device = analysis_device(d.kind)
         try:
             step = analyse(str(r["model"]), int(r["batch_size"]), str(r["mode"]), str(r["precision"]),
-                           str(r["optimizer"]), device)
+                           str(r["optimizer"]), device, **step_option_kwargs(r))
         except (KeyError, ValueError, RuntimeError) as e:
             log.warning("skipping measured step %s: %s", r["model"], e)
             continue

@@ -15,3 +15,17 @@ def test_key_changes_with_the_static_analysis_source(monkeypatch):
 def test_key_changes_with_the_config():
     keys = {cache_key("mlp-small", b, m, "fp32", "adamw", "cpu") for b in (8, 16) for m in ("train", "infer")}
     assert len(keys) == 4
+
+
+def test_key_changes_with_the_step_options():
+    plain = cache_key("mlp-small", 8, "train", "fp32", "adamw", "cpu")
+    assert cache_key("mlp-small", 8, "train", "fp32", "adamw", "cpu", loss="cross-entropy") != plain
+    assert cache_key("mlp-small", 8, "train", "fp32", "adamw", "cpu", grad_accumulation=2) != plain
+
+
+def test_zoo_step_analyses_with_the_rows_step_options(tmp_path, monkeypatch):
+    monkeypatch.setenv("FLOPCAST_CACHE_DIR", str(tmp_path))
+    plain = analysis_cache.zoo_step("mlp-small", 2, "train", "fp32", "adamw", "cpu")
+    twice = analysis_cache.zoo_step("mlp-small", 2, "train", "fp32", "adamw", "cpu", grad_accumulation=2)
+    phases = lambda s: s.ops.groupby("phase")["flops"].sum()  # noqa: E731
+    assert phases(twice)["forward"] == 2 * (phases(plain)["forward"] + 1)  # + the loss divided by 2

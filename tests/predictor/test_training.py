@@ -54,3 +54,16 @@ def test_the_energy_stage_is_fitted_at_the_measured_step_times(model, dataset, m
     kept, frame = composed_steps(model, steps, descriptors_of(dataset), synthetic_analyse)
     training.fit_step_stages(fresh, kept, frame)
     assert len(seen) == 1 and np.allclose(seen[0], kept["time_s"].to_numpy(float))
+
+
+def test_composed_steps_analyse_each_row_with_its_step_options(model, dataset):
+    seen = []
+
+    def analyse(*args, **options):
+        seen.append(options)
+        return synthetic_analyse(*args)
+
+    steps = dataset.steps.head(2).copy()
+    steps.loc[steps.index[1], ["loss", "grad_accumulation"]] = ["cross-entropy", 4]
+    composed_steps(model, steps, descriptors_of(dataset), analyse)
+    assert seen == [{}, {"loss": "cross-entropy", "grad_accumulation": 4}]  # a plain row passes none
