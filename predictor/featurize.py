@@ -76,8 +76,9 @@ class HardwareView:
         peak_eff = {k: peak_eff.get(k, fallback) for k in {*d.peak_flops_per_s, *peak_eff, "fp32"}}
         bw = d.measured_bandwidth_bytes_per_s
         bw_eff = bw / d.memory_bandwidth_bytes_per_s if bw and d.memory_bandwidth_bytes_per_s else math.nan
-        if math.isnan(bw_eff):
-            bw_eff = imputed.get("bw", math.nan)
+        if math.isnan(bw_eff):  # the ratio over a spec of the same meaning (training.imputed_efficiencies)
+            bw_eff = imputed.get("bw_estimated", imputed.get("bw", math.nan)) \
+                if d.extra.get("memory_bandwidth_estimated") else imputed.get("bw", math.nan)
         return cls(d, float(overhead), peak_eff, float(bw_eff))
 
 

@@ -82,13 +82,23 @@ def fitted_overhead_s(mb: pd.DataFrame, view: HardwareView) -> float:
 
 
 def imputed_efficiencies(descs: dict[str, HardwareDescriptor]) -> dict[str, dict[str, float]]:
-    """Median measured / spec peak (fp32) and bandwidth per device kind, for devices never measured."""
+    """Median measured / spec peak (fp32) and bandwidth per device kind, for devices never measured.
+
+    Bandwidth ratios keep the spec's meaning apart: ``bw`` over spec-sheet bandwidths (catalog, GPUs),
+    ``bw_estimated`` over a probe's a-priori estimate (``extra['memory_bandwidth_estimated']``); a kind without
+    a spec-sheet ratio borrows the median over every kind's (a catalog CPU must not get a probe's 3.75x).
+    """
     out: dict[str, dict[str, float]] = {}
+    views = {n: HardwareView.of(d) for n, d in descs.items()}
+    sheet = [v.bw_eff for n, v in views.items() if not descs[n].extra.get("memory_bandwidth_estimated")]
     for kind in {d.kind for d in descs.values()}:
-        views = [HardwareView.of(d) for d in descs.values() if d.kind == kind]
-        peak = [v.peak_eff.get("fp32", math.nan) for v in views]
-        bw = [v.bw_eff for v in views]
-        out[kind] = {k: float(np.nanmedian(x)) for k, x in (("peak", peak), ("bw", bw)) if np.isfinite(x).any()}
+        mine = [n for n, d in descs.items() if d.kind == kind]
+        ratios = {"peak": [views[n].peak_eff.get("fp32", math.nan) for n in mine],
+                  "bw": [views[n].bw_eff for n in mine if not descs[n].extra.get("memory_bandwidth_estimated")],
+                  "bw_estimated": [views[n].bw_eff for n in mine if descs[n].extra.get("memory_bandwidth_estimated")]}
+        if not np.isfinite(ratios["bw"]).any():
+            ratios["bw"] = sheet
+        out[kind] = {k: float(np.nanmedian(x)) for k, x in ratios.items() if np.isfinite(x).any()}
     return out
 
 
