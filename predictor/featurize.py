@@ -23,7 +23,8 @@ TILE_ELEMENTS = {"matmul": 128 * 128, "conv": 128 * 128, "attention": 128 * 64, 
 DEFAULT_TILE = 256 * 4
 
 PRIOR_LAUNCH_OVERHEAD_S = {"gpu": 5e-6, "cpu": 2e-6, "other": 5e-6}
-"""Launch/dispatch overhead of a device that was never measured, s."""
+"""Launch/dispatch overhead of a device kind that no device of the model measured, s (the last resort: a device
+without microbenchmark rows or a measured ``launch_overhead_s`` gets its kind's fitted overheads)."""
 
 CATEGORICAL = ("op", "category", "phase", "dtype")
 NUMERIC = (
@@ -69,7 +70,8 @@ class HardwareView:
             imputed_eff: ``peak`` and ``bw`` efficiencies to use where ``d`` has no measurement.
         """
         imputed = dict(imputed_eff or {})
-        overhead = launch_overhead_s or d.launch_overhead_s or PRIOR_LAUNCH_OVERHEAD_S.get(d.kind, 5e-6)
+        overhead = (launch_overhead_s or d.launch_overhead_s or imputed.get("launch_overhead_s")
+                    or PRIOR_LAUNCH_OVERHEAD_S.get(d.kind, 5e-6))
         peak_eff = {k: v / d.peak_flops_per_s[k] for k, v in d.measured_peak_flops_per_s.items()
                     if v and d.peak_flops_per_s.get(k)}
         fallback = peak_eff.get("fp32", imputed.get("peak", math.nan))

@@ -131,6 +131,9 @@ def fit_op_stage(ds: Dataset, config: FitConfig = FitConfig()) -> CostModel:
         base = HardwareView.of(d, None, eff.get(d.kind, {}))
         rows = mb[mb["hardware"] == name]
         views[name] = HardwareView.of(d, fitted_overhead_s(rows, base) if len(rows) else None, eff.get(d.kind, {}))
+    for kind, e in eff.items():  # a device without rows: its kind's fitted overheads (measured, not a typed prior)
+        fitted = [v.launch_overhead_s for n, v in views.items() if descs[n].kind == kind and n in set(mb["hardware"])]
+        e.update({"launch_overhead_s": float(np.median(fitted))} if fitted else {})
     features, overheads, weights = op_training_frame(mb, views)
     op_time = OpTimeModel(n_estimators=config.n_estimators, **config.op_model_params)
     op_time.fit(features, mb.loc[features.index, "time_s"].to_numpy(float), overheads, weights)

@@ -88,3 +88,13 @@ def test_imputed_bandwidth_efficiency_keeps_the_specs_meaning_apart():
     assert HardwareView.of(catalog_cpu, imputed_eff=eff["cpu"]).bw_eff == 0.875
     probed = device("local-cpu", "cpu", 1e10, None, True)
     assert HardwareView.of(probed, imputed_eff=eff["cpu"]).bw_eff == 4.0
+
+
+def test_a_device_never_measured_gets_its_kinds_fitted_launch_overhead(model):
+    from flopcast.calibration.catalog import get_hardware
+
+    fitted = [h["overhead_s"] for h in model.hardware.values() if h["descriptor"]["kind"] == "cpu"]
+    assert model.imputed_eff["cpu"]["launch_overhead_s"] == float(np.median(fitted))
+    catalog_cpu = get_hardware("cpu-epyc-genoa-32c")  # no measured overhead: no typed prior either
+    assert catalog_cpu.launch_overhead_s is None
+    assert model.view(catalog_cpu).launch_overhead_s == float(np.median(fitted))
