@@ -11,6 +11,10 @@ class TargetError(AnalysisError):
     """The target cannot be loaded: missing file, no such callable, not a module, unknown hf type."""
 
 
+class OutputError(AnalysisError):
+    """An output cannot be written as asked (a file type the writer does not know)."""
+
+
 class TraceError(AnalysisError):
     """The model cannot be traced with shape-only tensors."""
 
