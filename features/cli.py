@@ -10,6 +10,7 @@ from rich.console import Console
 
 from flopcast.features.analysis import Analysis
 from flopcast.features.config import DEVICES, FRAMEWORKS, MODES, OPTIMIZERS, PRECISIONS, AnalyzeConfig
+from flopcast.features.errors import OptionError
 from flopcast.features.spec import parse_dims
 from flopcast.features.step_options import AUTO_LOSS, LOSSES, StepOptions
 from flopcast.features.table import write_ops_table
@@ -34,8 +35,9 @@ def add_target_arguments(p: argparse.ArgumentParser) -> None:
                    help="hf: trace every layer instead of composing the stack from 3-, 4- and 5-layer traces")
     add_step_arguments(p)
     p.add_argument("--dataset-size", type=int, help="samples per epoch, for whole-run totals")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--epochs", type=int, help="passes over the dataset (needs --dataset-size; default 1)")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON instead of tables (analyze: one object; predict: a list, one object per device)")
 
 
 def add_step_arguments(p: argparse.ArgumentParser, plain_default: bool = False) -> None:
@@ -75,6 +77,27 @@ def step_options_from_args(args: argparse.Namespace) -> StepOptions:
                        fused_optimizer=args.fused_optimizer, grad_scaler=args.grad_scaler, step_fn=step_fn)
 
 
+def run_scale(args: argparse.Namespace) -> tuple[int | None, int]:
+    """``(dataset_size, epochs)`` of parsed arguments (``None``: no run totals).
+
+    Raises:
+        OptionError: ``--epochs`` without ``--dataset-size`` (it would be ignored), or a value below 1.
+    """
+    if args.epochs is not None and args.dataset_size is None:
+        raise OptionError(f"--epochs {args.epochs} needs --dataset-size N (samples per epoch) for run totals")
+    for flag, value in (("--dataset-size", args.dataset_size), ("--epochs", args.epochs)):
+        if value is not None and value < 1:
+            raise OptionError(f"{flag} must be >= 1, not {value}")
+    return args.dataset_size, args.epochs or 1
+
+
+def local_device_kind() -> str:
+    """``cuda`` when this machine's torch sees a GPU, else ``cpu``: what ``analyze`` assumes without ``--device``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 def config_from_args(args: argparse.Namespace, device: str) -> AnalyzeConfig:
     """The AnalyzeConfig described by parsed arguments."""
     return AnalyzeConfig(
@@ -91,8 +114,9 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction) -> None:
                               description="Analyse one training or inference step from code, on shape-only "
                                           "tensors: no data, no weights, no device work.")
     add_target_arguments(p)
-    p.add_argument("--device", choices=DEVICES, default="cuda",
-                   help="device kind the step is meant for: autocast policy and optimizer kernels (cuda)")
+    p.add_argument("--device", choices=DEVICES,
+                   help="device kind the step is meant for: autocast policy and optimizer kernels (default: this "
+                        "machine's, cuda with a GPU, else cpu)")
     p.add_argument("--ops-csv", metavar="FILE", help="write the op-level table as CSV")
     p.add_argument("--ops-parquet", metavar="FILE", help="write the op-level table as parquet")
     p.add_argument("--top", type=int, default=10, help="modules listed in the table output (10)")
@@ -103,12 +127,13 @@ def run_analyze(args: argparse.Namespace) -> int:
     """Run ``flopcast analyze`` and print its result; returns the exit code."""
     from flopcast.features.api import analyze_config
 
-    config = config_from_args(args, args.device)
+    dataset_size, epochs = run_scale(args)
+    config = config_from_args(args, args.device or local_device_kind())
     analysis = analyze_config(config)
     for path in (args.ops_csv, args.ops_parquet):
         if path:
             write_ops_table(analysis.ops, path)
-    run = analysis.scaled_to_run(args.dataset_size, args.epochs) if args.dataset_size else None
+    run = analysis.scaled_to_run(dataset_size, epochs) if dataset_size else None
     if args.json:
         out = analysis.to_dict()
         if run:
@@ -118,7 +143,8 @@ def run_analyze(args: argparse.Namespace) -> int:
     else:
         from flopcast.features.report import render_analysis
 
-        render_analysis(analysis, Console(), top=args.top, run=run)
+        device_note = "" if args.device else "this machine's kind; --device cuda|cpu for another"
+        render_analysis(analysis, Console(), top=args.top, run=run, device_note=device_note)
     return 0
 
 

@@ -11,6 +11,10 @@ class TargetError(AnalysisError):
     """The target cannot be loaded: missing file, no such callable, not a module, unknown hf type."""
 
 
+class OptionError(AnalysisError):
+    """Command-line options that are out of range or need another option."""
+
+
 class OutputError(AnalysisError):
     """An output cannot be written as asked (a file type the writer does not know)."""
 

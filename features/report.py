@@ -44,13 +44,23 @@ def describe_step(step: dict[str, object]) -> str:
     return ", ".join(parts)
 
 
-def render_analysis(a: Analysis, console: Console, top: int = 10, run: dict[str, float] | None = None) -> None:
-    """Print the summary, phases, op mix, top modules and unsupported ops of ``a``."""
+def render_analysis(a: Analysis, console: Console, top: int = 10, run: dict[str, float] | None = None,
+                    device_note: str = "") -> None:
+    """Print the summary, phases, op mix, top modules and unsupported ops of ``a``.
+
+    Args:
+        a: the analysis.
+        console: where to print.
+        top: modules listed.
+        run: whole-run totals, if any.
+        device_note: why the trace assumed its device (shown after it), e.g. that it is this machine's kind.
+    """
     t = a.target
-    how = escape(describe_step(a.step_dict()))
-    console.print(f"[bold]{t.target}[/bold]  {t.mode} step, batch {t.batch_size}, {t.precision}, "
-                  f"for {t.device}" + (f", optimizer {t.optimizer}" if t.mode == "train" else "")
-                  + (f", {how}" if how else ""))
+    parts = [f"{t.mode} step, batch {t.batch_size}", t.precision,
+             f"for {t.device}" + (f" ({device_note})" if device_note else "")]
+    parts += [f"optimizer {t.optimizer}"] if t.mode == "train" else []
+    parts += [escape(how)] if (how := describe_step(a.step_dict())) else []
+    console.print(f"[bold]{t.target}[/bold]  " + ", ".join(parts))
     summary = Table(show_header=False, box=None)
     summary.add_row("FLOPs", si(a.flops, "FLOP"), f"({si(a.macs, 'MAC')})")
     summary.add_row("bytes accessed", si(a.bytes_accessed, "B"),

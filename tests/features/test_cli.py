@@ -71,6 +71,8 @@ def test_file_inputs_default_used(capsys):
         ([f"{MODELS}:mlp", "--batch-size", "100000000000000"], "PB"),
         ([f"{MODELS}:mlp", "--batch-size", "0"], "--batch-size must be >= 1"),
         (["hf:gpt2", "--config", "missing.json"], "no such config file: missing.json"),
+        ([f"{MODELS}:mlp", "--epochs", "2"], "--epochs 2 needs --dataset-size N"),
+        ([f"{MODELS}:mlp", "--dataset-size", "0"], "--dataset-size must be >= 1, not 0"),
         ([f"{MODELS}:mlp", "--grad-accumulation", "0"], "--grad-accumulation must be >= 1 micro-batch, not 0"),
         ([f"{MODELS}:mlp", "--grad-clip", "-1"], "--grad-clip must be a norm > 0, not -1.0"),
         ([f"{MODELS}:mlp", "--grad-clip", "1", "--mode", "infer"], "--grad-clip: options of a train step"),
@@ -88,6 +90,18 @@ def test_bad_input_one_line_exit_2(capsys, argv, fragment):
     assert lines[0].startswith("flopcast: error: ")
     assert fragment in lines[0]
     assert "Traceback" not in err
+
+
+def test_device_defaults_to_this_machines_kind_and_says_so(capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, out, _ = run(capsys, f"{MODELS}:mlp")
+    assert code == 0 and "for cpu (this machine's kind; --device cuda|cpu for another)" in " ".join(out.split())
+    code, out, _ = run(capsys, f"{MODELS}:mlp", "--json")
+    assert json.loads(out)["device"] == "cpu"
+    code, out, _ = run(capsys, f"{MODELS}:mlp", "--device", "cuda")
+    assert "for cuda," in out and "this machine" not in out
 
 
 def test_debug_shows_traceback(capsys):
