@@ -94,7 +94,7 @@ def loss_labels(y: torch.Tensor, inputs: Sequence[torch.Tensor], loss: str) -> t
     """
     if loss == "cross-entropy":
         ids = _label_input(y, inputs)
-        if ids is not None and (ids.device.type == "meta" or _fits_classes(ids, y.shape[-1])):
+        if ids is not None and _fits_classes(ids, y.shape[-1]):
             return ids
         return torch.randint(0, y.shape[-1], tuple(y.shape[:-1]), device=y.device)
     if loss == "mse":
@@ -103,6 +103,7 @@ def loss_labels(y: torch.Tensor, inputs: Sequence[torch.Tensor], loss: str) -> t
 
 
 def _fits_classes(ids: torch.Tensor, classes: int) -> bool:
+    """Whether integer ``ids`` are valid class indices (fake tensors hold no values: taken as valid)."""
     from torch._subclasses.fake_tensor import is_fake
 
     return is_fake(ids) or bool(ids.numel() == 0 or (ids.min() >= 0 and ids.max() < classes))
