@@ -22,7 +22,7 @@ $(VENV)/.test-deps: $(BIN)/flopcast
 
 demo: $(BIN)/flopcast
 	$(BIN)/flopcast predict $(EXAMPLE) --batch-size 512 --hardware h200,h100,local \
-		--dataset-size 10000000 --epochs 3 --region FR
+		--dataset-size 10000000 --epochs 3 --country FR
 
 test: $(VENV)/.test-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider

@@ -6,7 +6,6 @@ The result's keys are :class:`~flopcast.calibration.descriptor.HardwareDescripto
 
 from __future__ import annotations
 
-import statistics
 import time
 import warnings
 from collections.abc import Iterator
@@ -17,7 +16,7 @@ from typing import Any
 import torch
 
 from flopcast.calibration.energy import EnergyMeter, select_meter
-from flopcast.calibration.windows import Monitor, UntrustedMeasurementWarning, device_synchronizer, measure
+from flopcast.calibration.windows import Monitor, UntrustedMeasurementWarning, measure
 
 TORCH_DTYPES = {
     "fp64": torch.float64,
@@ -39,7 +38,6 @@ class CeilingSizes:
     Attributes:
         matmul_n: side of the square matmuls.
         copy_bytes: size of the copied buffer, bytes (well above the last-level cache).
-        launch_calls: timed tiny-op calls.
         idle_s: sleep over which idle power is averaged, s.
         min_window_s: shortest timed window, s.
 
@@ -47,16 +45,15 @@ class CeilingSizes:
 
     matmul_n: int
     copy_bytes: int
-    launch_calls: int
     idle_s: float
     min_window_s: float
 
 
 SIZES = {
-    ("gpu", False): CeilingSizes(8192, 1 << 30, 2000, 2.0, 0.1),
-    ("gpu", True): CeilingSizes(4096, 256 << 20, 300, 2.0, 0.05),
-    ("cpu", False): CeilingSizes(2048, 256 << 20, 2000, 2.0, 0.1),
-    ("cpu", True): CeilingSizes(512, 32 << 20, 300, 2.0, 0.02),
+    ("gpu", False): CeilingSizes(8192, 1 << 30, 2.0, 0.1),
+    ("gpu", True): CeilingSizes(4096, 256 << 20, 2.0, 0.05),
+    ("cpu", False): CeilingSizes(2048, 256 << 20, 2.0, 0.1),
+    ("cpu", True): CeilingSizes(512, 32 << 20, 2.0, 0.02),
 }
 
 
@@ -101,20 +98,16 @@ def copy_bandwidth_bytes_per_s(device: str, n_bytes: int, min_window_s: float = 
     return 2.0 * src.numel() * src.element_size() / m.time_s
 
 
-def launch_overhead_s(device: str, calls: int = 2000) -> float:
-    """Median time of a tiny op (in-place add on a 1-element tensor), synchronised per call, s."""
+def launch_overhead_s(device: str, min_window_s: float = 0.05) -> float:
+    """Launch overhead, s: time per call of a tiny op (in-place add on a 1-element tensor) run back to back.
+
+    The one definition of a device's launch overhead (see ARCHITECTURE.md): a tiny op timed as the
+    microbenchmarks time every op, by :func:`~flopcast.calibration.windows.measure` (calls back to back,
+    one synchronisation per window), so this figure and the one fitted from a device's microbenchmark
+    rows (``predictor.training.fitted_overhead_s``: the median of its cheapest rows) measure the same thing.
+    """
     x = torch.zeros(1, device=device)
-    sync = device_synchronizer(device)
-    for _ in range(min(calls, 50)):
-        x.add_(1.0)
-    sync()
-    times = []
-    for _ in range(calls):
-        t0 = time.perf_counter()
-        x.add_(1.0)
-        sync()
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+    return measure(lambda: x.add_(1.0), device=device, min_window_s=min_window_s, warmup=50, energy_window_s=0).time_s
 
 
 def idle_power_w(device: str, meter: EnergyMeter, idle_s: float = 2.0) -> float | None:
@@ -159,7 +152,7 @@ def measure_ceilings(
     idle_w = idle_power_w(device, meter, sizes.idle_s)
     return {
         "idle_power_w": idle_w,
-        "launch_overhead_s": launch_overhead_s(device, sizes.launch_calls),
+        "launch_overhead_s": launch_overhead_s(device, sizes.min_window_s),
         "measured_bandwidth_bytes_per_s": copy_bandwidth_bytes_per_s(device, sizes.copy_bytes, sizes.min_window_s),
         "measured_peak_flops_per_s": {
             dtype: matmul_flops_per_s(device, dtype, sizes.matmul_n, sizes.min_window_s) for dtype in dtypes

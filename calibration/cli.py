@@ -7,6 +7,7 @@ from pathlib import Path
 
 from flopcast.calibration.config import DEFAULT_COUNTRY, DEFAULT_OUT, DEVICES, CalibrateConfig, CalibrateConfigError
 from flopcast.calibration.hardware_cli import add_hardware_parser
+from flopcast.features.cli import add_step_arguments, step_options_from_args
 
 
 def _csv(text: str) -> tuple[str, ...]:
@@ -47,6 +48,7 @@ def add_calibrate_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
     p.add_argument("--no-energy", action="store_true", help="time only; no energy windows")
     p.add_argument("--energy-share", type=float, default=0.1, help="share of op configs with an energy window")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_step_arguments(p, plain_default=True)
     slurm = p.add_argument_group("SLURM", "submit the campaign as a job array instead of running it here")
     slurm.add_argument("--slurm", action="store_true", help="submit with submitit")
     slurm.add_argument("--partition", help="SLURM partition")
@@ -87,6 +89,7 @@ def config_from_args(args: argparse.Namespace) -> CalibrateConfig:
         track=not args.no_tracking, ops_from=tuple(args.ops_from), seed=args.seed, energy=not args.no_energy,
         energy_share=args.energy_share, progress=not args.no_progress, slurm=args.slurm, partition=args.partition,
         gres=args.gres, array=args.array, time_min=args.time_min, dry_run=args.dry_run,
+        step=step_options_from_args(args),
     )
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+
+from flopcast.features.step_options import StepOptions
 
 DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "tf32", "bf16", "fp16")
@@ -47,6 +49,7 @@ class CalibrateConfig:
         step_batch_sizes: batch sizes of zoo steps (``None``: each model's own list).
         step_precisions: precisions of zoo steps (``None``: device defaults).
         step_modes: modes of zoo steps.
+        step: how the zoo train steps are written (default: the plain step of the released data).
         shard_index: this process's shard of the config list (SLURM array task id).
         shard_count: number of shards.
         slurm: submit a SLURM job array instead of running here.
@@ -83,6 +86,7 @@ class CalibrateConfig:
     step_batch_sizes: tuple[int, ...] | None = None
     step_precisions: tuple[str, ...] | None = None
     step_modes: tuple[str, ...] = ("train", "infer")
+    step: StepOptions = field(default_factory=StepOptions)
     shard_index: int = 0
     shard_count: int = 1
     slurm: bool = False

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
+from flopcast.calibration.nvml_device import NvmlDeviceError, nvml_handle
+
 log = logging.getLogger(__name__)
 
 NVML_COUNTER_RANGE_MJ = 2**64
@@ -122,7 +124,8 @@ class NvmlEnergyMeter:
     """NVIDIA GPU energy from ``nvmlDeviceGetTotalEnergyConsumption`` (mJ since driver load, Volta+).
 
     Args:
-        index: NVML device index.
+        index: CUDA device index (``cuda:N``); the NVML device is found by its PCI bus id
+            (:func:`~flopcast.calibration.nvml_device.nvml_handle`), so ``CUDA_VISIBLE_DEVICES`` is honoured.
         update_period_s: counter refresh period assumed for trust checks, s.
 
     """
@@ -131,6 +134,7 @@ class NvmlEnergyMeter:
 
     def __init__(self, index: int = 0, update_period_s: float = NVML_UPDATE_PERIOD_S):
         self.index = index
+        self.nvml_index: int | None = None
         self.update_period_s = update_period_s
         self.available = False
         self.reason = ""
@@ -144,8 +148,8 @@ class NvmlEnergyMeter:
             return
         try:
             pynvml.nvmlInit()
-            self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-        except pynvml.NVMLError as e:
+            self._handle, self.nvml_index = nvml_handle(pynvml, index)
+        except (pynvml.NVMLError, NvmlDeviceError) as e:
             self.reason = f"nvml: cannot open GPU {index} ({e})"
             return
         self._nvml = pynvml

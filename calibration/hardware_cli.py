@@ -136,7 +136,7 @@ def run_probe(config: ProbeConfig) -> list[HardwareDescriptor]:
 
 
 def _torch_device(d: HardwareDescriptor) -> str:
-    return f"cuda:{d.extra.get('nvml_index', 0)}" if d.kind == "gpu" else "cpu"
+    return f"cuda:{d.extra.get('cuda_index', d.extra.get('nvml_index', 0))}" if d.kind == "gpu" else "cpu"
 
 
 def cmd_probe(args: argparse.Namespace) -> int:

@@ -162,7 +162,7 @@ def step_stream(cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Prov
     per_model = []
     for model in models:
         configs = step_configs([model], kind, batch_sizes=cfg.step_batch_sizes, precisions=cfg.step_precisions,
-                               modes=cfg.step_modes)
+                               modes=cfg.step_modes, options=cfg.step)
         per_model.append([
             Task("step", model, c.as_dict(), row_key(kind="step", model=model, config=c.as_dict(),
                                                      dtype=c.precision, **prov.versions()), energy=cfg.energy)

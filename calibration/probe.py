@@ -16,6 +16,7 @@ import torch
 
 from flopcast.calibration.catalog import get_hardware, match_vendor_name
 from flopcast.calibration.descriptor import HardwareDescriptor
+from flopcast.calibration.nvml_device import NvmlDeviceError, nvml_handle, visible_gpu_count
 
 ISA_FLAGS = (
     "avx", "avx2", "fma", "f16c", "avx512f", "avx512_bf16", "avx512_fp16", "avx512_vnni", "avx_vnni",
@@ -229,9 +230,9 @@ def _decode(value: str | bytes) -> str:
 
 
 def gpu_count() -> int:
-    """Number of NVIDIA GPUs NVML sees (0 without a driver or pynvml)."""
+    """Number of NVIDIA GPUs this process may use (0 without a driver or pynvml; see ``visible_gpu_count``)."""
     try:
-        return int(_nvml().nvmlDeviceGetCount())
+        return visible_gpu_count(_nvml())
     except ProbeError:
         return 0
 
@@ -240,7 +241,8 @@ def probe_gpu(index: int = 0) -> HardwareDescriptor:
     """Describe NVIDIA GPU ``index`` through NVML, spec peaks filled from the catalog when the GPU is known.
 
     Args:
-        index: NVML device index.
+        index: CUDA device index (``cuda:N``); its NVML device is found by PCI bus id, so under
+            ``CUDA_VISIBLE_DEVICES`` the descriptor is the GPU the job runs on.
 
     Returns:
         The catalog id as name when known (``source`` keeps the catalog URL), else ``local-gpu-<slug>`` with
@@ -251,13 +253,14 @@ def probe_gpu(index: int = 0) -> HardwareDescriptor:
 
     """
     nvml = _nvml()
-    count = nvml.nvmlDeviceGetCount()
-    if not 0 <= index < count:
-        raise ProbeError(f"GPU index {index} out of range: NVML sees {count} GPU(s)")
-    handle = nvml.nvmlDeviceGetHandleByIndex(index)
+    try:
+        handle, nvml_index = nvml_handle(nvml, index)
+    except (NvmlDeviceError, nvml.NVMLError) as e:
+        raise ProbeError(f"cuda:{index}: {e}") from None
     vendor_name = _decode(nvml.nvmlDeviceGetName(handle))
     extra: dict[str, Any] = {
-        "nvml_index": index,
+        "cuda_index": index,
+        "nvml_index": nvml_index,
         "driver_version": _decode(nvml.nvmlSystemGetDriverVersion()),
         "torch_version": torch.__version__,
         "cuda_version": torch.version.cuda,

@@ -12,14 +12,17 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
+import pandas as pd
 import torch
 
 from flopcast.calibration.measurement import Measurement
 from flopcast.calibration.rows import failure_reason, measured_columns, missing_columns, with_problem
 from flopcast.calibration.zoo import ZooModel, get
+from flopcast.datasets.schema import STEP_OPTION_DEFAULTS
 from flopcast.features.api import analyze
 from flopcast.features.spec import parse_spec
 from flopcast.features.step import make_step
+from flopcast.features.step_options import StepOptions
 
 DEFAULT_PRECISIONS = {"cpu": ("fp32", "bf16"), "gpu": ("fp32", "tf32", "bf16", "fp16")}
 """Step precisions measured by default per device kind (tf32 only means something on a GPU)."""
@@ -33,10 +36,15 @@ class StepConfig:
 
     Attributes:
         model: zoo model name.
-        batch_size: value of the ``B`` symbol.
+        batch_size: value of the ``B`` symbol (the micro-batch size with gradient accumulation).
         mode: ``train`` or ``infer``.
         precision: fp32, tf32, bf16 or fp16.
         optimizer: adamw for train steps, none for inference.
+        loss: the train step's loss (:data:`flopcast.features.step_options.LOSSES`).
+        grad_clip: max gradient norm, or ``None``.
+        grad_accumulation: micro-batches per optimizer step.
+        fused_optimizer: the optimizer's ``fused=True`` kernels.
+        grad_scaler: a ``GradScaler`` (fp16 training).
     """
 
     model: str
@@ -44,10 +52,49 @@ class StepConfig:
     mode: str
     precision: str
     optimizer: str
+    loss: str = "mean"
+    grad_clip: float | None = None
+    grad_accumulation: int = 1
+    fused_optimizer: bool = False
+    grad_scaler: bool = False
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain dict (for keys and the task list)."""
-        return asdict(self)
+        """Plain dict (for keys and the task list).
+
+        Step options at their defaults are left out: a plain step keeps the key it had before they existed.
+        """
+        defaults = STEP_OPTION_DEFAULTS
+        return {k: v for k, v in asdict(self).items() if k not in defaults or v != defaults[k]}
+
+    def options(self) -> StepOptions:
+        """The step options of this config (the plain step for inference)."""
+        if self.mode != "train":
+            return StepOptions()
+        return StepOptions(self.loss, self.grad_clip, self.grad_accumulation, self.fused_optimizer, self.grad_scaler)
+
+    def option_columns(self) -> dict[str, Any]:
+        """The step-option columns of this config's row."""
+        return {k: getattr(self, k) for k in STEP_OPTION_DEFAULTS}
+
+    @classmethod
+    def from_row(cls, r: Any) -> StepConfig:
+        """The config of a step row (a mapping with ``STEP_COLUMNS``; missing or null options: the plain step)."""
+        def given(k: str) -> Any:
+            v = r.get(k)
+            return STEP_OPTION_DEFAULTS[k] if v is None or pd.isna(v) else v
+
+        clip = given("grad_clip")
+        return cls(str(r["model"]), int(r["batch_size"]), str(r["mode"]), str(r["precision"]), str(r["optimizer"]),
+                   str(given("loss")), None if clip is None else float(clip), int(given("grad_accumulation")),
+                   bool(given("fused_optimizer")), bool(given("grad_scaler")))
+
+
+def step_option_kwargs(r: Any) -> dict[str, Any]:
+    """The step options of a step row that differ from the plain step (empty for a plain step).
+
+    Keyword arguments of :func:`flopcast.predictor.analysis_cache.zoo_step`.
+    """
+    return {k: v for k, v in StepConfig.from_row(r).as_dict().items() if k in STEP_OPTION_DEFAULTS}
 
 
 def step_configs(
@@ -57,6 +104,7 @@ def step_configs(
     batch_sizes: Sequence[int] | None = None,
     precisions: Sequence[str] | None = None,
     modes: Sequence[str] = ("train", "infer"),
+    options: StepOptions | None = None,
 ) -> list[StepConfig]:
     """Every (model, batch size, precision, mode) to measure, model by model.
 
@@ -66,7 +114,10 @@ def step_configs(
         batch_sizes: override of the models' own batch sizes.
         precisions: override of :data:`DEFAULT_PRECISIONS`.
         modes: train and/or infer.
+        options: how train steps are written (default: the plain step, as the released steps were measured);
+            a ``GradScaler`` only for fp16.
     """
+    o = options or StepOptions()
     out = []
     for name in models:
         zm = get(name)
@@ -74,7 +125,12 @@ def step_configs(
         for bs in sizes:
             for precision in precisions or DEFAULT_PRECISIONS[device_kind]:
                 for mode in modes:
-                    out.append(StepConfig(name, bs, mode, precision, "adamw" if mode == "train" else "none"))
+                    if mode != "train":
+                        out.append(StepConfig(name, bs, mode, precision, "none"))
+                        continue
+                    r = o.resolved(mode, precision, "adamw")
+                    out.append(StepConfig(name, bs, mode, precision, "adamw", r.loss, r.grad_clip,
+                                          r.grad_accumulation, r.fused_optimizer, bool(r.grad_scaler)))
     return out
 
 
@@ -118,7 +174,7 @@ def build_step(config: StepConfig, device: str) -> Callable[[], None]:
     model = zm.build().to(device)
     kind = "cuda" if device.startswith("cuda") else "cpu"
     return make_step(model, _inputs(zm, config.batch_size, device), mode=config.mode, optimizer=config.optimizer,
-                     precision=config.precision, device=kind)
+                     precision=config.precision, device=kind, options=config.options())
 
 
 def steady_peak_memory_bytes(config: StepConfig, device: str) -> tuple[int, Callable[[], None]]:
@@ -149,17 +205,20 @@ STATIC_COLUMNS = ("est_peak_memory_bytes", "flops", "bytes_accessed", "op_count"
 def static_columns(config: StepConfig, device_kind: str) -> tuple[dict[str, Any], str]:
     """``analyze`` features of a step config, and a problem note ("" when the analysis worked).
 
+    With the features comes ``loss``: the loss the step computes (``auto`` resolved for the model).
+
     A model the zoo does not know (a released row of a model since removed) is a problem too, not an error.
     """
     try:
         zm = get(config.model)
         a = analyze(zm.build, zm.inputs, batch_size=config.batch_size, mode=config.mode,
                     precision=config.precision, device="cuda" if device_kind == "gpu" else "cpu",
-                    optimizer=config.optimizer, target=f"zoo:{config.model}")
+                    optimizer=config.optimizer, target=f"zoo:{config.model}", step=config.options())
     except Exception as e:
         return dict.fromkeys(STATIC_COLUMNS), f"analyze failed: {type(e).__name__}: {e}"
     return {"est_peak_memory_bytes": a.peak_memory_bytes, "flops": a.flops, "bytes_accessed": a.bytes_accessed,
-            "op_count": a.op_count, "params": a.params}, ""
+            "op_count": a.op_count, "params": a.params, "loss": a.target.step.loss if config.mode == "train"
+            else config.loss}, ""
 
 
 def measure_step(config: StepConfig, device: str, measure: Measure) -> dict[str, Any]:
@@ -178,7 +237,7 @@ def measure_step(config: StepConfig, device: str, measure: Measure) -> dict[str,
     static, problem = static_columns(config, device_kind)
     row: dict[str, Any] = {"model": config.model, "family": zm.family, "batch_size": config.batch_size,
                            "mode": config.mode, "precision": config.precision, "optimizer": config.optimizer,
-                           "measured_peak_memory_bytes": None, **static}
+                           **config.option_columns(), "measured_peak_memory_bytes": None, **static}
     step = None
     try:
         row["measured_peak_memory_bytes"], step = steady_peak_memory_bytes(config, device)

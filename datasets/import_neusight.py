@@ -298,11 +298,13 @@ def label_rows(root: Path, folder: str, hardware: str, provenance: dict[str, str
         if int(m["seq"]) != seq:
             skipped.append(f"{path.name} (sequence {m['seq']}, the zoo model runs {seq})")
             continue
-        config = StepConfig(model, int(m["batch"]), mode, "fp32-strict", "none")
+        config = StepConfig(model, int(m["batch"]), mode, "fp32-strict", "none",
+                            loss="cross-entropy" if mode == "train" else "mean")
         static, problem = static_columns(config, "gpu")
         key = hashlib.sha256(f"neusight|{hardware}|{path.name}".encode()).hexdigest()[:24]
         rows.append({"model": model, "family": get(model).family, "batch_size": config.batch_size, "mode": mode,
-                     "precision": config.precision, "optimizer": "none", "measured_peak_memory_bytes": None, **static,
+                     "precision": config.precision, "optimizer": "none", **config.option_columns(),
+                     "measured_peak_memory_bytes": None, **static,
                      "time_s": latency_ms / 1e3, "time_s_min": math.nan, "time_s_max": math.nan, "n_repeats": 5,
                      "n_windows": 1, "window_s": math.nan, "energy_j": math.nan, "energy_source": "none",
                      "energy_window_s": 0.0, "avg_power_w": math.nan, "trusted": not problem,

@@ -17,7 +17,7 @@ from typing import Any
 
 import pandas as pd
 
-from flopcast.datasets.schema import MICROBENCH_COLUMNS, SCHEMA_VERSION, STEP_COLUMNS
+from flopcast.datasets.schema import MICROBENCH_COLUMNS, SCHEMA_VERSION, STEP_COLUMNS, STEP_OPTION_DEFAULTS
 
 DATASETS_DIR = Path(__file__).resolve().parent
 """Where released hardware folders live (shipped as package data)."""
@@ -118,6 +118,8 @@ def read_table(folder: Path, table: str, checksums: dict[str, str]) -> pd.DataFr
         return _empty(columns)
     for name in set(columns) - set(df.columns):
         df[name] = None
+    if table == "steps":  # rows measured before the step options ran the plain step
+        df = df.fillna({k: v for k, v in STEP_OPTION_DEFAULTS.items() if v is not None})
     return _typed(df[list(columns)], columns)
 
 

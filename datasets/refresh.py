@@ -51,9 +51,7 @@ def refreshed_steps(steps: pd.DataFrame) -> tuple[pd.DataFrame, int]:
     out = steps.copy()
     changed = 0
     for i, r in out.iterrows():
-        config = StepConfig(str(r["model"]), int(r["batch_size"]), str(r["mode"]), str(r["precision"]),
-                            str(r["optimizer"]))
-        features, problem = static_columns(config, str(r["device_kind"]))
+        features, problem = static_columns(StepConfig.from_row(r), str(r["device_kind"]))
         if problem:
             continue  # a model the zoo no longer has, or no longer traces: keep the campaign's values
         if any(_differs(out.at[i, c], features[c]) for c in STEP_FEATURE_COLUMNS):

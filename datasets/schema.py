@@ -74,6 +74,11 @@ STEP_COLUMNS: dict[str, str] = {
     "mode": "string",  # train, infer
     "precision": "string",  # fp32, tf32, bf16, fp16
     "optimizer": "string",
+    "loss": "string",  # mean, cross-entropy, mse (the train step's loss; STEP_OPTION_DEFAULTS for older rows)
+    "grad_clip": "float64",  # max gradient norm clipped to; null: no clipping
+    "grad_accumulation": "int64",  # micro-batches per optimizer step (the row times all of them)
+    "fused_optimizer": "bool",  # the optimizer's fused=True kernels
+    "grad_scaler": "bool",  # a GradScaler scaled the loss (fp16)
     "measured_peak_memory_bytes": "int64",  # max_memory_allocated (GPU) or profiler/allocator peak (CPU)
     "est_peak_memory_bytes": "int64",  # flopcast's static estimate
     "flops": "int64",
@@ -82,4 +87,13 @@ STEP_COLUMNS: dict[str, str] = {
     "params": "int64",
     **MEASURED_COLUMNS,
     **PROVENANCE_COLUMNS,
+}
+
+# What a step row without the step-option columns (measured before they existed) meant: the plain step.
+STEP_OPTION_DEFAULTS: dict[str, object] = {
+    "loss": "mean",
+    "grad_clip": None,
+    "grad_accumulation": 1,
+    "fused_optimizer": False,
+    "grad_scaler": False,
 }

@@ -80,7 +80,7 @@ def main() -> int:
     step = make_step(model, inputs, mode=args.mode, optimizer="adamw", precision="fp32", device="cpu")
     m = measure(step, device="cpu", min_window_s=0.2, n_windows=5, energy_window_s=0.0)
     out = subprocess.run([sys.executable, "-m", "flopcast.predictor.main", "predict", args.target, "--batch-size",
-                          str(args.batch_size), "--mode", args.mode, "--hardware", "local", "--json",
+                          str(args.batch_size), "--mode", args.mode, "--hardware", "local", "--json", "--loss", "mean",
                           *(["--calibration", args.calibration] if args.calibration else [])],
                          capture_output=True, text=True, check=True)
     p = json.loads(out.stdout)

@@ -10,7 +10,7 @@ from typing import Any
 
 from flopcast.features.records import Category, OpRecord, Outcome, Phase
 
-JSON_SCHEMA_VERSION = "1.0"
+JSON_SCHEMA_VERSION = "1.1"
 
 
 @dataclass(frozen=True)
@@ -36,6 +36,29 @@ class MemoryEstimate:
 
 
 @dataclass(frozen=True)
+class StepSummary:
+    """How the analysed train step was written (see :class:`flopcast.features.step.StepOptions`).
+
+    Attributes:
+        loss: the loss the step computed (mean, cross-entropy, mse; ``""`` for a user step function).
+        loss_rule: why ``--loss auto`` chose it; empty when the loss was given.
+        grad_clip: max gradient norm clipped to, or ``None``.
+        grad_accumulation: micro-batches per optimizer step (the analysis covers all of them).
+        fused_optimizer: whether the optimizer ran fused kernels.
+        grad_scaler: whether a ``GradScaler`` scaled the loss.
+        step_fn: the user-written step function (``FILE.py:fn``), or ``None`` for the built-in step.
+    """
+
+    loss: str = "mean"
+    loss_rule: str = ""
+    grad_clip: float | None = None
+    grad_accumulation: int = 1
+    fused_optimizer: bool = False
+    grad_scaler: bool = False
+    step_fn: str | None = None
+
+
+@dataclass(frozen=True)
 class Target:
     """What was analysed.
 
@@ -52,6 +75,7 @@ class Target:
         flopcast_version: version of the analyser.
         layers_traced: for a deep stack of identical layers composed from traces of a few layers
             (:mod:`flopcast.features.layer_repeat`), the layer counts traced; empty when every layer was.
+        step: how the train step was written (loss, clipping, accumulation, ...).
     """
 
     target: str
@@ -65,6 +89,12 @@ class Target:
     dims: dict[str, int] = field(default_factory=dict)
     flopcast_version: str = ""
     layers_traced: tuple[int, ...] = ()
+    step: StepSummary = field(default_factory=StepSummary)
+
+    @property
+    def samples_per_step(self) -> int:
+        """Samples one step consumes: the batch size times the accumulated micro-batches."""
+        return self.batch_size * (self.step.grad_accumulation if self.mode == "train" else 1)
 
 
 @dataclass(frozen=True)
@@ -191,6 +221,7 @@ class Analysis:
             "dims": dict(t.dims),
             "flopcast_version": t.flopcast_version,
             "layers_traced": list(t.layers_traced),
+            "step": self.step_dict(),
             "flops": self.flops,
             "macs": self.macs,
             "bytes_read": self.bytes_read,
@@ -211,6 +242,16 @@ class Analysis:
             "unsupported_share": self.unsupported_share,
         }
 
+    def step_dict(self) -> dict[str, Any]:
+        """The ``step`` object of the JSON form: how the step was written (``loss`` null for an infer step)."""
+        t, s = self.target, self.target.step
+        train = t.mode == "train"
+        return {"loss": (s.loss or None) if train else None, "loss_rule": s.loss_rule if train else "",
+                "grad_clip": s.grad_clip if train else None,
+                "grad_accumulation": s.grad_accumulation if train else 1, "micro_batch_size": t.batch_size,
+                "samples_per_step": t.samples_per_step, "fused_optimizer": s.fused_optimizer and train,
+                "grad_scaler": s.grad_scaler and train, "step_fn": s.step_fn if train else None}
+
     def to_json(self, indent: int | None = 2) -> str:
         """The :meth:`to_dict` summary as a JSON string."""
         return json.dumps(self.to_dict(), indent=indent)
@@ -222,7 +263,7 @@ class Analysis:
             dataset_size: number of samples in the dataset.
             epochs: passes over the dataset.
         """
-        steps = math.ceil(dataset_size / max(self.target.batch_size, 1)) * epochs
+        steps = math.ceil(dataset_size / max(self.target.samples_per_step, 1)) * epochs
         return {
             "steps": steps,
             "run_flops": float(self.flops) * steps,

@@ -13,6 +13,7 @@ from flopcast.features.config import DEVICES, MODES, OPTIMIZERS, PRECISIONS, Ana
 from flopcast.features.errors import AnalysisError, TargetError
 from flopcast.features.layer_repeat import MIN_LAYERS, PROBE_LAYERS, compose_layers
 from flopcast.features.spec import parse_spec
+from flopcast.features.step_options import StepOptions
 from flopcast.features.targets import load_target
 from flopcast.features.trace_model import trace_model
 
@@ -26,6 +27,8 @@ def _check_choices(config: AnalyzeConfig) -> None:
             raise AnalysisError(f"unknown {name} {value!r}: use one of {', '.join(allowed)}")
     if config.batch_size < 1:
         raise AnalysisError(f"--batch-size must be >= 1, not {config.batch_size}")
+    if config.mode != "train" and config.step.written():
+        raise AnalysisError(f"{', '.join(config.step.written())}: options of a train step, not of --mode {config.mode}")
 
 
 def analyze(
@@ -39,6 +42,7 @@ def analyze(
     optimizer: str = "adamw",
     dims: dict[str, int] | None = None,
     target: str = "<python>",
+    step: StepOptions | None = None,
 ) -> Analysis:
     """Analyse one step of a PyTorch model from its code, on shape-only tensors.
 
@@ -52,12 +56,15 @@ def analyze(
         optimizer: adamw, adam, sgd or none.
         dims: bindings of other symbols.
         target: label stored in the analysis.
+        step: how the train step is written (default :class:`StepOptions`: mean of the output, no
+            clipping, accumulation, fused kernels or scaler).
 
     Raises:
         AnalysisError: bad specs or a model that cannot be traced (one clear message).
     """
     config = AnalyzeConfig(target=target, inputs=tuple(inputs), batch_size=batch_size, dims=dict(dims or {}),
-                           mode=mode, precision=precision, device=device, optimizer=optimizer, framework="torch")
+                           mode=mode, precision=precision, device=device, optimizer=optimizer, framework="torch",
+                           step=step or StepOptions())
     _check_choices(config)
     build = (lambda: model_fn) if isinstance(model_fn, torch.nn.Module) else model_fn
     return trace_model(build, [parse_spec(s) for s in inputs], config)
@@ -79,13 +86,18 @@ def analyze_config(config: AnalyzeConfig) -> Analysis:
     if framework != "torch":
         from flopcast.features.frontends import analyze_with_frontend
 
+        if config.step.written():
+            raise TargetError(f"{', '.join(config.step.written())} describe a PyTorch train step; {config.target} "
+                              f"is analysed with the {framework} front end")
         return analyze_with_frontend(framework, config, loaded.obj)
     if loaded.builder is None:
         raise TargetError(f"{config.target} is not a PyTorch model")
     if not inputs:
         raise TargetError(f"{config.target}: no inputs: pass --input SPEC per forward argument or define INPUTS")
     specs = [parse_spec(s) for s in inputs]
-    if loaded.with_layers is not None and loaded.n_layers >= MIN_LAYERS and not config.trace_all_layers:
+    # an accumulated step repeats the stack once per micro-batch: its probes never compose, trace it whole
+    composable = not config.trace_all_layers and config.step.grad_accumulation == 1
+    if loaded.with_layers is not None and loaded.n_layers >= MIN_LAYERS and composable:
         probes = {n: trace_model(loaded.with_layers(n), specs, config) for n in PROBE_LAYERS}
         composed = compose_layers(probes, loaded.n_layers)
         if composed is not None:

@@ -65,7 +65,17 @@ _PROMOTE = (
 )
 
 
+_FUNCTIONAL_NAMES = {"cross_entropy_loss": "cross_entropy"}
+"""``torch.nn.functional`` wrappers named otherwise than the op they call."""
+
+
 def _resolve(names: Iterable[str]) -> set[Callable[..., Any]]:
+    """The functions named, with their ``torch.nn.functional`` wrapper where one exists.
+
+    A torch-function mode sees the Python-level call only (``F.cross_entropy``, ``F.layer_norm``, ``F.mse_loss``
+    dispatch to ``torch._C._nn.cross_entropy_loss``, ``torch.layer_norm``, ... with the mode switched off),
+    while CUDA's autocast acts on the op underneath: both names must carry the policy.
+    """
     found: set[Callable[..., Any]] = set()
     for name in names:
         obj: Any = torch
@@ -75,6 +85,10 @@ def _resolve(names: Iterable[str]) -> set[Callable[..., Any]]:
                 break
         if obj is not None:
             found.add(obj)
+        last = name.rsplit(".", 1)[-1]
+        wrapper = getattr(torch.nn.functional, _FUNCTIONAL_NAMES.get(last, last), None)
+        if callable(wrapper):
+            found.add(wrapper)
     return found
 
 

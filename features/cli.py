@@ -10,7 +10,9 @@ from rich.console import Console
 
 from flopcast.features.analysis import Analysis
 from flopcast.features.config import DEVICES, FRAMEWORKS, MODES, OPTIMIZERS, PRECISIONS, AnalyzeConfig
+from flopcast.features.errors import OptionError
 from flopcast.features.spec import parse_dims
+from flopcast.features.step_options import AUTO_LOSS, LOSSES, StepOptions
 from flopcast.features.table import write_ops_table
 
 
@@ -30,10 +32,70 @@ def add_target_arguments(p: argparse.ArgumentParser) -> None:
                    help="override a field of the hf: config, e.g. n_layer=48")
     p.add_argument("--seq-len", type=int, default=512, help="sequence length of hf: default inputs (512)")
     p.add_argument("--trace-all-layers", action="store_true",
-                   help="hf: trace every layer instead of composing the stack from 2-, 3- and 4-layer traces")
+                   help="hf: trace every layer instead of composing the stack from 3-, 4- and 5-layer traces")
+    add_step_arguments(p)
     p.add_argument("--dataset-size", type=int, help="samples per epoch, for whole-run totals")
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--json", action="store_true", help="print one JSON object instead of tables")
+    p.add_argument("--epochs", type=int, help="passes over the dataset (needs --dataset-size; default 1)")
+    p.add_argument("--json", action="store_true",
+                   help="print JSON instead of tables (analyze: one object; predict: a list, one object per device)")
+
+
+def add_step_arguments(p: argparse.ArgumentParser, plain_default: bool = False) -> None:
+    """Arguments that say how the train step is written (``analyze``, ``predict``; ``calibrate`` for zoo steps).
+
+    Args:
+        p: the parser.
+        plain_default: default to the plain step (mean loss, no scaler) and offer no ``--step``: a campaign's
+            steps stay comparable with the released ones unless asked otherwise.
+    """
+    g = p.add_argument_group("train step", "how the training step is written (train mode)")
+    loss_default = "mean" if plain_default else AUTO_LOSS
+    g.add_argument("--loss", choices=(AUTO_LOSS, *LOSSES), default=loss_default,
+                   help="loss of the step; auto: cross-entropy for class logits (LM and classifier heads, "
+                        f"labels from the inputs), else mean of the output (default: {loss_default})")
+    g.add_argument("--grad-clip", type=float, metavar="NORM", help="clip the gradients' total 2-norm to NORM")
+    g.add_argument("--grad-accumulation", type=int, default=1, metavar="K",
+                   help="K micro-batches of --batch-size, then one optimizer step; the step is all of it (1)")
+    g.add_argument("--fused-optimizer", action="store_true", help="the optimizer's fused=True kernels")
+    g.add_argument("--grad-scaler", action=argparse.BooleanOptionalAction, default=False if plain_default else None,
+                   help="scale the loss with torch.amp.GradScaler (default: "
+                        + ("off)" if plain_default else "on for fp16 training)"))
+    if not plain_default:
+        g.add_argument("--step", dest="step_fn", metavar="FILE.py:fn",
+                       help="your own step, called as fn(model, inputs, optimizer), instead of the built-in one")
+
+
+def step_options_from_args(args: argparse.Namespace) -> StepOptions:
+    """The StepOptions of parsed arguments (``--step`` leaves the loss to the function).
+
+    Raises:
+        StepOptionError: invalid or contradictory values (one line).
+    """
+    step_fn = getattr(args, "step_fn", None)
+    loss = "mean" if step_fn and args.loss == AUTO_LOSS else args.loss
+    return StepOptions(loss=loss, grad_clip=args.grad_clip, grad_accumulation=args.grad_accumulation,
+                       fused_optimizer=args.fused_optimizer, grad_scaler=args.grad_scaler, step_fn=step_fn)
+
+
+def run_scale(args: argparse.Namespace) -> tuple[int | None, int]:
+    """``(dataset_size, epochs)`` of parsed arguments (``None``: no run totals).
+
+    Raises:
+        OptionError: ``--epochs`` without ``--dataset-size`` (it would be ignored), or a value below 1.
+    """
+    if args.epochs is not None and args.dataset_size is None:
+        raise OptionError(f"--epochs {args.epochs} needs --dataset-size N (samples per epoch) for run totals")
+    for flag, value in (("--dataset-size", args.dataset_size), ("--epochs", args.epochs)):
+        if value is not None and value < 1:
+            raise OptionError(f"{flag} must be >= 1, not {value}")
+    return args.dataset_size, args.epochs or 1
+
+
+def local_device_kind() -> str:
+    """``cuda`` when this machine's torch sees a GPU, else ``cpu``: what ``analyze`` assumes without ``--device``."""
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def config_from_args(args: argparse.Namespace, device: str) -> AnalyzeConfig:
@@ -42,7 +104,7 @@ def config_from_args(args: argparse.Namespace, device: str) -> AnalyzeConfig:
         target=args.target, inputs=tuple(args.input), batch_size=args.batch_size, dims=parse_dims(args.dim),
         mode=args.mode, precision=args.precision, device=device, optimizer=args.optimizer,
         framework=args.framework, hf_config=args.hf_config, hf_overrides=tuple(args.hf_set), seq_len=args.seq_len,
-        trace_all_layers=args.trace_all_layers,
+        trace_all_layers=args.trace_all_layers, step=step_options_from_args(args),
     )
 
 
@@ -52,8 +114,9 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction) -> None:
                               description="Analyse one training or inference step from code, on shape-only "
                                           "tensors: no data, no weights, no device work.")
     add_target_arguments(p)
-    p.add_argument("--device", choices=DEVICES, default="cuda",
-                   help="device kind the step is meant for: autocast policy and optimizer kernels (cuda)")
+    p.add_argument("--device", choices=DEVICES,
+                   help="device kind the step is meant for: autocast policy and optimizer kernels (default: this "
+                        "machine's, cuda with a GPU, else cpu)")
     p.add_argument("--ops-csv", metavar="FILE", help="write the op-level table as CSV")
     p.add_argument("--ops-parquet", metavar="FILE", help="write the op-level table as parquet")
     p.add_argument("--top", type=int, default=10, help="modules listed in the table output (10)")
@@ -64,12 +127,13 @@ def run_analyze(args: argparse.Namespace) -> int:
     """Run ``flopcast analyze`` and print its result; returns the exit code."""
     from flopcast.features.api import analyze_config
 
-    config = config_from_args(args, args.device)
+    dataset_size, epochs = run_scale(args)
+    config = config_from_args(args, args.device or local_device_kind())
     analysis = analyze_config(config)
     for path in (args.ops_csv, args.ops_parquet):
         if path:
             write_ops_table(analysis.ops, path)
-    run = analysis.scaled_to_run(args.dataset_size, args.epochs) if args.dataset_size else None
+    run = analysis.scaled_to_run(dataset_size, epochs) if dataset_size else None
     if args.json:
         out = analysis.to_dict()
         if run:
@@ -79,12 +143,14 @@ def run_analyze(args: argparse.Namespace) -> int:
     else:
         from flopcast.features.report import render_analysis
 
-        render_analysis(analysis, Console(), top=args.top, run=run)
+        device_note = "" if args.device else "this machine's kind; --device cuda|cpu for another"
+        render_analysis(analysis, Console(), top=args.top, run=run, device_note=device_note)
     return 0
 
 
 def analysis_summary(a: Analysis) -> dict[str, object]:
     """The analysis keys that ``predict --json`` repeats."""
     d = a.to_dict()
-    keys = ("flops", "macs", "bytes_accessed", "params", "peak_memory_bytes", "op_count", "op_mix", "unsupported_ops")
+    keys = ("flops", "macs", "bytes_accessed", "params", "peak_memory_bytes", "op_count", "op_mix", "unsupported_ops",
+            "step")
     return {k: d[k] for k in keys}

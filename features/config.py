@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flopcast.features.step_options import StepOptions
+
 MODES = ("train", "infer")
 PRECISIONS = ("fp32", "fp32-strict", "tf32", "bf16", "fp16")
 DEVICES = ("cuda", "cpu")
@@ -31,7 +33,9 @@ class AnalyzeConfig:
         hf_overrides: ``key=value`` overrides of the HF config (``n_layer=48``).
         seq_len: sequence length of the default inputs of ``hf:`` targets.
         trace_all_layers: trace every layer of an ``hf:`` model's stack instead of composing it from
-            traces of 2, 3 and 4 layers (:mod:`flopcast.features.layer_repeat`; same result, slower).
+            traces of 3, 4 and 5 layers (:mod:`flopcast.features.layer_repeat`; same result, slower).
+        step: how the train step is written (loss, clipping, accumulation, fused optimizer, scaler, or a
+            user-written step function).
     """
 
     target: str
@@ -47,6 +51,7 @@ class AnalyzeConfig:
     hf_overrides: tuple[str, ...] = ()
     seq_len: int = 512
     trace_all_layers: bool = False
+    step: StepOptions = field(default_factory=StepOptions)
 
     def bindings(self) -> dict[str, int]:
         """Symbol bindings: ``B`` plus ``dims``."""

@@ -11,6 +11,14 @@ class TargetError(AnalysisError):
     """The target cannot be loaded: missing file, no such callable, not a module, unknown hf type."""
 
 
+class OptionError(AnalysisError):
+    """Command-line options that are out of range or need another option."""
+
+
+class OutputError(AnalysisError):
+    """An output cannot be written as asked (a file type the writer does not know)."""
+
+
 class TraceError(AnalysisError):
     """The model cannot be traced with shape-only tensors."""
 
@@ -25,3 +33,9 @@ class ModelRaisedError(TraceError):
 
 class TooLargeError(TraceError):
     """A tensor of the step would exceed the size limit (1 PB)."""
+
+
+def first_line(e: BaseException) -> str:
+    """The first line of an exception's message (empty when it has none)."""
+    text = str(e).strip()
+    return text.splitlines()[0] if text else ""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from flopcast.features.analysis import Analysis
@@ -19,11 +20,47 @@ def si(value: float, unit: str = "", base: int = 1000) -> str:
     return f"{v:.3g} {p}{unit}".strip()
 
 
-def render_analysis(a: Analysis, console: Console, top: int = 10, run: dict[str, float] | None = None) -> None:
-    """Print the summary, phases, op mix, top modules and unsupported ops of ``a``."""
+def describe_step(step: dict[str, object]) -> str:
+    """How a train step was written, as a phrase (``analysis.step_dict()``; empty for an infer step).
+
+    E.g. ``loss cross-entropy (auto: the model returns logits [8, 512, 50257]), 4 micro-batches per
+    optimizer step (the step is all 4), grad clip 1, fused optimizer, GradScaler``.
+    """
+    if step.get("step_fn"):
+        parts = [f"step function {step['step_fn']}"]
+    elif step.get("loss"):
+        parts = [f"loss {step['loss']}" + (f" (auto: {step['loss_rule']})" if step.get("loss_rule") else "")]
+    else:
+        return ""
+    k = int(step.get("grad_accumulation") or 1)
+    if k > 1:
+        parts.append(f"{k} micro-batches of {step['micro_batch_size']} per optimizer step (the step is all {k})")
+    if step.get("grad_clip") is not None:
+        parts.append(f"grad clip {step['grad_clip']:g}")
+    if step.get("fused_optimizer"):
+        parts.append("fused optimizer")
+    if step.get("grad_scaler"):
+        parts.append("GradScaler")
+    return ", ".join(parts)
+
+
+def render_analysis(a: Analysis, console: Console, top: int = 10, run: dict[str, float] | None = None,
+                    device_note: str = "") -> None:
+    """Print the summary, phases, op mix, top modules and unsupported ops of ``a``.
+
+    Args:
+        a: the analysis.
+        console: where to print.
+        top: modules listed.
+        run: whole-run totals, if any.
+        device_note: why the trace assumed its device (shown after it), e.g. that it is this machine's kind.
+    """
     t = a.target
-    console.print(f"[bold]{t.target}[/bold]  {t.mode} step, batch {t.batch_size}, {t.precision}, "
-                  f"for {t.device}" + (f", optimizer {t.optimizer}" if t.mode == "train" else ""))
+    parts = [f"{t.mode} step, batch {t.batch_size}", t.precision,
+             f"for {t.device}" + (f" ({device_note})" if device_note else "")]
+    parts += [f"optimizer {t.optimizer}"] if t.mode == "train" else []
+    parts += [escape(how)] if (how := describe_step(a.step_dict())) else []
+    console.print(f"[bold]{t.target}[/bold]  " + ", ".join(parts))
     summary = Table(show_header=False, box=None)
     summary.add_row("FLOPs", si(a.flops, "FLOP"), f"({si(a.macs, 'MAC')})")
     summary.add_row("bytes accessed", si(a.bytes_accessed, "B"),

@@ -1,24 +1,42 @@
 """One training or inference step, defined once for both tracing (fake tensors) and measuring (real).
 
-Train step: ``zero_grad``, forward, loss = mean of the output (the first tensor, or ``logits`` of a
-model output), backward, optimizer step. Infer step: forward under ``inference_mode``. bf16/fp16 run
-under autocast with the target device's policy; on CUDA, fp32 runs PyTorch's defaults (TF32 convolutions,
-fp32 matmuls), fp32-strict switches TF32 off for both, tf32 on for both.
-The optimizer is built as torch builds it on the target: foreach kernels on CUDA, a for-loop on CPU.
+Train step, as a training loop writes it: ``zero_grad``; then per micro-batch (``grad_accumulation``
+of them) the forward under autocast, the loss (:data:`LOSSES`; divided by the number of micro-batches
+when there are several) and its backward (through a ``GradScaler`` when asked: fp16); then gradient
+clipping (after ``unscale_`` with a scaler), the optimizer step (``scaler.step``) and ``scaler.update()``.
+A user-written step function (``--step FILE.py:fn``, :mod:`flopcast.features.user_step`) replaces all
+of that. Infer step: forward under ``inference_mode``. bf16/fp16 run under autocast with the target
+device's policy; on CUDA, fp32 runs PyTorch's defaults (TF32 convolutions, fp32 matmuls), fp32-strict
+switches TF32 off for both, tf32 on for both. The optimizer is built as torch builds it on the target:
+foreach kernels on CUDA, a for-loop on CPU, or ``fused=True`` kernels when asked.
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
 
+from flopcast.features.amp_emulation import AssumeFiniteGradients
 from flopcast.features.autocast_policy import CudaTargetEmulation
+from flopcast.features.records import Phase
+from flopcast.features.step_options import AUTO_LOSS, StepOptions
 
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
+class StepEvents:
+    """What a running step tells its observer (the tracer); the base class ignores everything."""
+
+    def phase(self, phase: Phase | None, micro_batch: int = 0) -> None:
+        """The step enters ``phase`` of micro-batch ``micro_batch``; ``None``: set-up work, not part of the step."""
+
+    def new_inputs(self, tensors: Sequence[torch.Tensor]) -> None:
+        """The step created input-like tensors once (labels, targets) that it keeps for later steps."""
+
+
+NO_EVENTS = StepEvents()
 
 
 def first_tensor(out: Any) -> torch.Tensor:
@@ -41,23 +59,85 @@ def first_tensor(out: Any) -> torch.Tensor:
     raise TypeError(f"the model returned {type(out).__name__}, which holds no tensor to take a loss from")
 
 
-def build_optimizer(params: Sequence[torch.nn.Parameter], name: str, device: str) -> torch.optim.Optimizer | None:
-    """The optimizer as torch runs it on ``device`` (foreach on CUDA, for-loop on CPU).
+def _label_input(y: torch.Tensor, inputs: Sequence[torch.Tensor]) -> torch.Tensor | None:
+    """An integer input with one id per row of the logits ``y`` (an LM's input ids), if any."""
+    return next((x for x in inputs if isinstance(x, torch.Tensor) and not x.is_floating_point()
+                 and not x.is_complex() and x.dtype is not torch.bool and tuple(x.shape) == tuple(y.shape[:-1])),
+                None)
+
+
+def choose_loss(out: Any, inputs: Sequence[torch.Tensor]) -> tuple[str, str]:
+    """The loss ``auto`` picks for a model output, and why (one phrase).
+
+    Cross-entropy where the output holds class logits: an output with ``logits`` (Hugging Face LM and
+    classifier heads), a ``[batch, classes]`` tensor with two or more classes, or a ``[..., classes]``
+    tensor whose leading dims are those of an integer input (token logits over input ids). ``mean``
+    otherwise (a regression head ``[batch, 1]``, features, images).
+    """
+    y = first_tensor(out)
+    if not y.is_floating_point() or y.dim() < 2 or y.shape[-1] < 2:
+        return "mean", f"output {list(y.shape)} is not class logits"
+    if isinstance(getattr(out, "logits", None), torch.Tensor):
+        return "cross-entropy", f"the model returns logits {list(y.shape)}"
+    if y.dim() == 2:
+        return "cross-entropy", f"output {list(y.shape)} looks like [batch, classes]"
+    if _label_input(y, inputs) is not None:
+        return "cross-entropy", f"output {list(y.shape)} looks like class logits over an integer input"
+    return "mean", f"output {list(y.shape)} is not class logits"
+
+
+def loss_labels(y: torch.Tensor, inputs: Sequence[torch.Tensor], loss: str) -> torch.Tensor | None:
+    """The labels a loss compares ``y`` with, derived from the input spec.
+
+    Cross-entropy: an integer input with one id per row of logits whose ids are valid classes (the input
+    ids of a language model), else random class ids in ``[0, classes)`` of shape ``y.shape[:-1]``; mse: a
+    random target of ``y``'s shape and dtype; mean: none.
+    """
+    if loss == "cross-entropy":
+        ids = _label_input(y, inputs)
+        if ids is not None and _fits_classes(ids, y.shape[-1]):
+            return ids
+        return torch.randint(0, y.shape[-1], tuple(y.shape[:-1]), device=y.device)
+    if loss == "mse":
+        return torch.randn(tuple(y.shape), dtype=torch.float32, device=y.device)
+    return None
+
+
+def _fits_classes(ids: torch.Tensor, classes: int) -> bool:
+    """Whether integer ``ids`` are valid class indices (fake tensors hold no values: taken as valid)."""
+    from torch._subclasses.fake_tensor import is_fake
+
+    return is_fake(ids) or bool(ids.numel() == 0 or (ids.min() >= 0 and ids.max() < classes))
+
+
+def compute_loss(y: torch.Tensor, labels: torch.Tensor | None, loss: str) -> torch.Tensor:
+    """``loss`` of the output tensor ``y`` against ``labels`` (see :func:`loss_labels`)."""
+    if loss == "cross-entropy":
+        return torch.nn.functional.cross_entropy(y.reshape(-1, y.shape[-1]), labels.reshape(-1))
+    if loss == "mse":
+        return torch.nn.functional.mse_loss(y, labels)
+    return y.mean()
+
+
+def build_optimizer(params: Sequence[torch.nn.Parameter], name: str, device: str, fused: bool = False
+                    ) -> torch.optim.Optimizer | None:
+    """The optimizer as torch runs it on ``device`` (foreach on CUDA, for-loop on CPU, or fused kernels).
 
     Args:
         params: trainable parameters.
         name: adamw, adam, sgd or none.
         device: cuda or cpu.
+        fused: ``fused=True``: one ``_fused_adamw_`` / ``_fused_adam_`` / ``_fused_sgd_`` kernel per step.
     """
     if name == "none" or not params:
         return None
-    foreach = device == "cuda"
+    impl = {"fused": True} if fused else {"foreach": device == "cuda"}
     if name == "adamw":
-        return torch.optim.AdamW(params, lr=1e-4, foreach=foreach)
+        return torch.optim.AdamW(params, lr=1e-4, **impl)
     if name == "adam":
-        return torch.optim.Adam(params, lr=1e-4, foreach=foreach)
+        return torch.optim.Adam(params, lr=1e-4, **impl)
     if name == "sgd":
-        return torch.optim.SGD(params, lr=1e-2, momentum=0.9, foreach=foreach)
+        return torch.optim.SGD(params, lr=1e-2, momentum=0.9, **impl)
     raise ValueError(f"unknown optimizer {name!r}: use adamw, adam, sgd or none")
 
 
@@ -82,21 +162,26 @@ def autocast_context(
 
 @dataclass
 class StepParts:
-    """The phases of one step, callable separately so a tracer can label them.
+    """One step, ready to run, with what a tracer needs to see of it.
 
     Attributes:
-        forward: runs the forward (and the loss in train mode); returns the loss or the output.
-        backward: backpropagates the loss returned by ``forward``.
-        optimizer_step: applies the optimizer (no-op without one).
+        run: runs the step; ``run(events, micro_batches)`` reports phases to ``events`` and runs
+            ``micro_batches`` micro-batches instead of all (a tracer replicates the steady ones).
         model: the model.
         optimizer: the optimizer, or ``None``.
+        options: the resolved step options.
+        scaler: the gradient scaler, or ``None``.
+        loss: the loss the step computes (``auto`` resolved at the first run), ``""`` for infer steps.
+        loss_rule: why ``auto`` chose that loss (empty when the loss was given).
     """
 
-    forward: Callable[[], Any]
-    backward: Callable[[Any], None]
-    optimizer_step: Callable[[], None]
+    run: Callable[..., None]
     model: torch.nn.Module
     optimizer: torch.optim.Optimizer | None
+    options: StepOptions = field(default_factory=StepOptions)
+    scaler: Any = None
+    loss: str = ""
+    loss_rule: str = ""
 
 
 def make_step_parts(
@@ -108,8 +193,9 @@ def make_step_parts(
     precision: str = "fp32",
     device: str = "cuda",
     emulate_cuda: bool = False,
+    options: StepOptions | None = None,
 ) -> StepParts:
-    """Build the phases of one step of ``model`` on ``inputs``.
+    """Build one step of ``model`` on ``inputs``.
 
     Args:
         model: the model (already on its device).
@@ -118,38 +204,81 @@ def make_step_parts(
         optimizer: adamw, adam, sgd or none (train only).
         precision: fp32, tf32, bf16 or fp16.
         device: cuda or cpu: selects the autocast policy and the optimizer implementation.
-        emulate_cuda: tracing on CPU fake tensors for a CUDA target (see :func:`autocast_context`).
+        emulate_cuda: tracing on CPU fake tensors (for a CUDA target: see :func:`autocast_context`; the
+            gradient scaler's overflow checks read as finite, :class:`AssumeFiniteGradients`).
+        options: how the train step is written (default: :class:`StepOptions`).
+
+    Raises:
+        StepOptionError: contradictory options, or a ``step_fn`` that cannot be loaded.
     """
     autocast = autocast_context(precision, device, emulate_cuda)
     if mode == "infer":
         model.eval()
 
-        def forward_infer() -> Any:
+        def run_infer(events: StepEvents = NO_EVENTS, micro_batches: int | None = None) -> None:
+            events.phase(Phase.FORWARD)
             with torch.inference_mode(), autocast():
-                return model(*inputs)
+                model(*inputs)
 
-        return StepParts(forward_infer, lambda _: None, lambda: None, model, None)
+        return StepParts(run_infer, model, None, StepOptions())
     if mode != "train":
         raise ValueError(f"unknown mode {mode!r}: use train or infer")
+    opts = (options or StepOptions()).resolved(mode, precision, optimizer)
     model.train()
-    opt = build_optimizer([p for p in model.parameters() if p.requires_grad], optimizer, device)
+    opt = build_optimizer([p for p in model.parameters() if p.requires_grad], optimizer, device,
+                          opts.fused_optimizer)
+    if opts.step_fn is not None:
+        from flopcast.features.user_step import user_step_parts
 
-    def forward_train() -> torch.Tensor:
+        return user_step_parts(model, inputs, opt, opts, autocast, emulate_cuda)
+    scaler = torch.amp.GradScaler("cpu" if emulate_cuda else device) if opts.grad_scaler and opt else None
+    parts = StepParts(lambda *a, **k: None, model, opt, opts, scaler)
+    finite = AssumeFiniteGradients if emulate_cuda else contextlib.nullcontext
+    params = [p for p in model.parameters() if p.requires_grad]
+    labels: list[torch.Tensor | None] = []
+
+    def micro_batch_loss(events: StepEvents) -> torch.Tensor:
+        with autocast():
+            out = model(*inputs)
+            if not parts.loss:
+                parts.loss, parts.loss_rule = (choose_loss(out, inputs) if opts.loss == AUTO_LOSS
+                                               else (opts.loss, ""))
+            y = first_tensor(out)
+            if not labels:  # created once, like a batch of labels the data loader hands over
+                events.phase(None)
+                labels.append(loss_labels(y.detach(), inputs, parts.loss))
+                if labels[0] is not None:
+                    events.new_inputs([labels[0]])
+                events.phase(Phase.FORWARD)
+            loss = compute_loss(y, labels[0], parts.loss)
+        return loss / opts.grad_accumulation if opts.grad_accumulation > 1 else loss
+
+    def run_train(events: StepEvents = NO_EVENTS, micro_batches: int | None = None) -> None:
+        events.phase(Phase.FORWARD, 0)
         if opt is not None:
             opt.zero_grad(set_to_none=True)
         else:
             model.zero_grad(set_to_none=True)
-        with autocast():
-            return first_tensor(model(*inputs)).mean()
+        for k in range(opts.grad_accumulation if micro_batches is None else micro_batches):
+            events.phase(Phase.FORWARD, k)
+            loss = micro_batch_loss(events)
+            events.phase(Phase.BACKWARD, k)
+            (scaler.scale(loss) if scaler is not None else loss).backward()
+            del loss
+        events.phase(Phase.OPTIMIZER)
+        with finite():
+            if scaler is not None and opts.grad_clip is not None:
+                scaler.unscale_(opt)
+            if opts.grad_clip is not None:
+                torch.nn.utils.clip_grad_norm_(params, opts.grad_clip, foreach=True)
+            if scaler is not None:
+                scaler.step(opt)
+                scaler.update()
+            elif opt is not None:
+                opt.step()
 
-    def backward(loss: torch.Tensor) -> None:
-        loss.backward()
-
-    def optimizer_step() -> None:
-        if opt is not None:
-            opt.step()
-
-    return StepParts(forward_train, backward, optimizer_step, model, opt)
+    parts.run = run_train
+    return parts
 
 
 def make_step(model: torch.nn.Module, inputs: Sequence[torch.Tensor], **kwargs: Any) -> Callable[[], None]:
@@ -159,8 +288,7 @@ def make_step(model: torch.nn.Module, inputs: Sequence[torch.Tensor], **kwargs: 
 
     def step() -> None:
         with tf32_math(precision):
-            parts.backward(parts.forward())
-            parts.optimizer_step()
+            parts.run()
 
     return step
 
@@ -182,10 +310,13 @@ def tf32_math(precision: str):
 
 
 def warm_optimizer_state(parts: StepParts) -> None:
-    """Create the optimizer's state as after a first step, so the traced step is a steady-state one.
+    """Create the optimizer's (and gradient scaler's) state as after a first step: the traced step is a steady one.
 
-    Gives every trainable parameter a zero gradient, runs one optimizer step, then drops the gradients.
+    Gives every trainable parameter a zero gradient, runs one optimizer step, then drops the gradients;
+    a gradient scaler creates its scale and growth tracker.
     """
+    if parts.scaler is not None:
+        parts.scaler.scale(torch.zeros(()))
     if parts.optimizer is None:
         return
     params = [p for g in parts.optimizer.param_groups for p in g["params"]]
@@ -193,3 +324,10 @@ def warm_optimizer_state(parts: StepParts) -> None:
         p.grad = torch.zeros_like(p)
     parts.optimizer.step()
     parts.optimizer.zero_grad(set_to_none=True)
+
+
+def on_device_steps(optimizer: torch.optim.Optimizer | None) -> bool:
+    """Whether the optimizer keeps its ``step`` counters on the device (fused or capturable kernels)."""
+    if optimizer is None:
+        return False
+    return bool(optimizer.defaults.get("fused") or optimizer.defaults.get("capturable"))

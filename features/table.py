@@ -9,6 +9,7 @@ from pathlib import Path
 import pandas as pd
 
 from flopcast.datasets.schema import OP_COLUMNS
+from flopcast.features.errors import OutputError
 from flopcast.features.records import OpRecord
 
 
@@ -51,5 +52,5 @@ def write_ops_table(records: Iterable[OpRecord], path: str | Path) -> Path:
     elif path.suffix == ".csv":
         df.to_csv(path, index=False)
     else:
-        raise ValueError(f"op table file must end in .parquet or .csv, not {path.name!r}")
+        raise OutputError(f"op table file must end in .parquet or .csv, not {path.name!r}")
     return path

@@ -4,19 +4,20 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 
 import torch
 
-from flopcast.features.analysis import Analysis, Target
+from flopcast.features.analysis import Analysis, MemoryEstimate, StepSummary, Target
 from flopcast.features.config import AnalyzeConfig
 from flopcast.features.cuda_rnn import flatten_rnn_weights
-from flopcast.features.errors import AnalysisError, ModelRaisedError, TooLargeError
+from flopcast.features.errors import AnalysisError, ModelRaisedError, TooLargeError, first_line
 from flopcast.features.hf_compat import real_run_behaviour
 from flopcast.features.memory import MemoryTracker
 from flopcast.features.module_path import ModulePathTracker
-from flopcast.features.records import Phase
+from flopcast.features.records import OpRecord, Phase
 from flopcast.features.spec import InputSpec
-from flopcast.features.step import make_step_parts, warm_optimizer_state
+from flopcast.features.step import StepEvents, StepParts, make_step_parts, on_device_steps, warm_optimizer_state
 from flopcast.features.trace_torch import MAX_TENSOR_BYTES, OpRecorder, PythonCalls, shape_only_mode
 from flopcast.features.version import flopcast_version
 
@@ -63,22 +64,67 @@ def to_fake(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-def _device_state(state: dict[str, object], device: str) -> list[torch.Tensor]:
-    """Optimizer state tensors on the device: a CUDA step keeps the ``step`` counters on the host."""
-    return [v for k, v in state.items() if isinstance(v, torch.Tensor) and not (device == "cuda" and k == "step")]
+def _device_state(state: dict[str, object], device: str, steps_on_device: bool) -> list[torch.Tensor]:
+    """Optimizer state tensors on the device: a CUDA foreach/for-loop step keeps ``step`` counters on the host."""
+    host_steps = device == "cuda" and not steps_on_device
+    return [v for k, v in state.items() if isinstance(v, torch.Tensor) and not (host_steps and k == "step")]
 
 
-def _run_phase(rec: OpRecorder, tracker: ModulePathTracker, phase: Phase, fn: Callable[[], object]) -> object:
-    rec.phase = phase
-    tracker.reset()
-    try:
-        return fn()
-    except AnalysisError:
-        raise
-    except Exception as e:
-        first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-        where = f"module '{tracker.current}'" if tracker.current else "the model"
-        raise ModelRaisedError(f"{where} raised {type(e).__name__} in {phase.value}: {first}") from e
+TRACED_MICRO_BATCHES = 2
+"""Micro-batches traced of an accumulated step: the first (gradients created) and a steady one (gradients
+accumulated), which the others repeat op for op; they are copied instead of traced."""
+
+
+class _TraceEvents(StepEvents):
+    """Phases of the running step -> the recorder's phase and recording switch; micro-batch boundaries."""
+
+    def __init__(self, rec: OpRecorder, tracker: ModulePathTracker, memory: MemoryTracker) -> None:
+        self.rec, self.tracker, self.memory = rec, tracker, memory
+        self.micro_starts: dict[int, int] = {}
+        self.optimizer_start: int | None = None
+        self._at: tuple[Phase, int] | None = None
+
+    def phase(self, phase: Phase | None, micro_batch: int = 0) -> None:
+        self.rec.recording = phase is not None
+        if phase is None:
+            return
+        self.rec.phase = phase
+        if (phase, micro_batch) != self._at:
+            self.tracker.reset()
+            self._at = (phase, micro_batch)
+        if phase is Phase.FORWARD:
+            self.micro_starts.setdefault(micro_batch, len(self.rec.records))
+        elif phase is Phase.OPTIMIZER and self.optimizer_start is None:
+            self.optimizer_start = len(self.rec.records)
+
+    def new_inputs(self, tensors: Sequence[torch.Tensor]) -> None:
+        self.memory.track_all(tensors, "inputs")
+
+
+def _repeat_micro_batches(records: list[OpRecord], memory: MemoryEstimate, events: _TraceEvents, copies: int
+                          ) -> tuple[list[OpRecord], MemoryEstimate]:
+    """The records (and memory timeline) with the last traced micro-batch repeated ``copies`` more times."""
+    start, end = events.micro_starts[max(events.micro_starts)], events.optimizer_start
+    if copies <= 0 or end is None:
+        return records, memory
+    block, live = records[start:end], memory.live_by_op_bytes[start:end]
+    out = records[:end] + block * copies + records[end:]
+    timeline = memory.live_by_op_bytes[:end] + live * copies + memory.live_by_op_bytes[end:]
+    peak_index = memory.peak_op_index + (len(block) * copies if memory.peak_op_index >= end else 0)
+    memory = MemoryEstimate(memory.peak_bytes, memory.breakdown_bytes, peak_index, memory.start_bytes, timeline)
+    return [replace(o, index=i) for i, o in enumerate(out)], memory
+
+
+def _summary(parts: StepParts) -> StepSummary:
+    o = parts.options
+    return StepSummary(parts.loss, parts.loss_rule, o.grad_clip, o.grad_accumulation, o.fused_optimizer,
+                       bool(o.grad_scaler), o.step_fn)
+
+
+def _step_where(config: AnalyzeConfig, tracker: ModulePathTracker) -> str:
+    if tracker.current:
+        return f"module '{tracker.current}'"
+    return f"the step function {config.step.step_fn}" if config.step.step_fn else "the model"
 
 
 def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec], config: AnalyzeConfig) -> Analysis:
@@ -107,10 +153,12 @@ def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec]
             flatten_rnn_weights(model)  # as moving an RNN module to CUDA does (flatten_parameters)
         inputs = [s.materialize(bindings, "cpu") for s in specs]
         parts = make_step_parts(model, inputs, mode=config.mode, optimizer=config.optimizer,
-                                precision=config.precision, device=config.device, emulate_cuda=True)
+                                precision=config.precision, device=config.device, emulate_cuda=True,
+                                options=config.step)
         tracker = ModulePathTracker(model)
         calls = PythonCalls() if config.mode == "train" else None  # infer: fast paths need no function mode
         rec = OpRecorder(tracker, memory, python_calls=calls)
+        events = _TraceEvents(rec, tracker, memory)
         hooks = []
         with tracker, calls or contextlib.nullcontext(), rec, real_run_behaviour():
             rec.recording = False
@@ -119,25 +167,32 @@ def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec]
             memory.track_all(model.buffers(), "buffers")
             if parts.optimizer is not None:
                 for state in parts.optimizer.state.values():
-                    memory.track_all(_device_state(state, config.device), "optimizer_state")
+                    memory.track_all(_device_state(state, config.device, on_device_steps(parts.optimizer)),
+                                     "optimizer_state")
             memory.track_all(inputs, "inputs")
             if config.mode == "train":
                 hooks = [p.register_post_accumulate_grad_hook(lambda p: memory.retag(p.grad, "gradients"))
                          for p in model.parameters() if p.requires_grad]
             rec.recording = True
             memory.start()
-            out = _run_phase(rec, tracker, Phase.FORWARD, parts.forward)
-            if config.mode == "train":
-                _run_phase(rec, tracker, Phase.BACKWARD, lambda: parts.backward(out))
-                del out
-                _run_phase(rec, tracker, Phase.OPTIMIZER, parts.optimizer_step)
+            try:
+                parts.run(events, min(parts.options.grad_accumulation, TRACED_MICRO_BATCHES))
+            except AnalysisError:
+                raise
+            except Exception as e:
+                raise ModelRaisedError(f"{_step_where(config, tracker)} raised {type(e).__name__} in "
+                                       f"{rec.phase.value}: {first_line(e)}") from e
         for h in hooks:
             h.remove()
     memory.close()
+    records, estimate = _repeat_micro_batches(rec.records, memory.estimate(), events,
+                                              parts.options.grad_accumulation - TRACED_MICRO_BATCHES)
+    train = config.mode == "train"
     target = Target(
         target=config.target, framework="torch", batch_size=config.batch_size, mode=config.mode,
         precision=config.precision, device=config.device,
-        optimizer=config.optimizer if config.mode == "train" else "none",
+        optimizer=config.optimizer if train else "none",
         inputs=tuple(s.text for s in specs), dims=dict(config.dims), flopcast_version=flopcast_version(),
+        step=_summary(parts) if train else StepSummary(),
     )
-    return Analysis(tuple(rec.records), target, params, trainable, memory.estimate())
+    return Analysis(tuple(records), target, params, trainable, estimate)

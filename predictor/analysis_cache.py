@@ -1,21 +1,23 @@
 """The op table of a zoo step, analysed once and cached (memory and disk): the step model trains on thousands.
 
-``analyze`` is deterministic for a config, so its op table is keyed by the config, the zoo model's
-source, the source of the static analysis itself (every file of ``flopcast.features``: a fixed formula
-must never be served from a stale entry), and the flopcast and torch versions. The disk cache lives in
+``analyze`` is deterministic for a config, so its op table is keyed by the config, the zoo's source (every
+file of ``flopcast.calibration.zoo``: builders wrap other modules' functions and share blocks), the source
+of the static analysis itself (every file of ``flopcast.features``: a fixed formula must never be served
+from a stale entry), and the flopcast, torch and transformers versions. The disk cache lives in
 ``$FLOPCAST_CACHE_DIR`` (default ``~/.cache/flopcast``); a corrupt entry is recomputed.
 """
 
 from __future__ import annotations
 
 import hashlib
-import inspect
 import json
 import logging
 import os
 from dataclasses import dataclass
 from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import torch
@@ -63,14 +65,14 @@ def cache_dir() -> Path:
     return Path(root) / "analyses"
 
 
-def _source_digest(model: str) -> str:
-    from flopcast.calibration.zoo import get
-
-    try:
-        source = inspect.getsource(inspect.getmodule(get(model).build))
-    except (OSError, TypeError):
-        source = ""
-    return hashlib.sha256(source.encode()).hexdigest()[:12]
+def _package_digest(package: object) -> str:
+    """SHA-256 (12 hex digits) over the source files of a package, in path order."""
+    h = hashlib.sha256()
+    for root in package.__path__:
+        for path in sorted(Path(root).rglob("*.py")):
+            h.update(path.relative_to(root).as_posix().encode())
+            h.update(path.read_bytes())
+    return h.hexdigest()[:12]
 
 
 @lru_cache(maxsize=1)
@@ -78,25 +80,46 @@ def features_digest() -> str:
     """SHA-256 (12 hex digits) over the source files of ``flopcast.features``, in path order."""
     import flopcast.features as features
 
-    h = hashlib.sha256()
-    for root in features.__path__:
-        for path in sorted(Path(root).rglob("*.py")):
-            h.update(path.relative_to(root).as_posix().encode())
-            h.update(path.read_bytes())
-    return h.hexdigest()[:12]
+    return _package_digest(features)
 
 
-def cache_key(model: str, batch_size: int, mode: str, precision: str, optimizer: str, device: str) -> str:
-    """Key of a zoo step analysis: config, zoo and features source digests, flopcast and torch versions."""
+@lru_cache(maxsize=1)
+def zoo_digest() -> str:
+    """SHA-256 (12 hex digits) over the source files of the zoo (``flopcast.calibration.zoo``), in path order.
+
+    The whole package, not a model's own module: builders are ``functools.partial`` objects of functions in
+    other modules (``full_size.py`` wraps ``vgg.py``'s), and models share blocks (``blocks.py``).
+    """
+    import flopcast.calibration.zoo as zoo
+
+    return _package_digest(zoo)
+
+
+def transformers_version() -> str:
+    """The installed transformers version (its code builds the hf zoo models), ``""`` when not installed."""
+    try:
+        return version("transformers")
+    except PackageNotFoundError:
+        return ""
+
+
+def cache_key(model: str, batch_size: int, mode: str, precision: str, optimizer: str, device: str,
+              **options: Any) -> str:
+    """Key of a zoo step analysis.
+
+    The config (step options included), the zoo and features source digests, and the flopcast, torch and
+    transformers versions.
+    """
     parts = {"model": model, "batch_size": int(batch_size), "mode": mode, "precision": precision,
-             "optimizer": optimizer, "device": device, "source": _source_digest(model),
-             "features": features_digest(),
-             "flopcast": flopcast_version(), "torch": torch.__version__}
+             "optimizer": optimizer, "device": device, "step": options, "zoo": zoo_digest(),
+             "features": features_digest(), "flopcast": flopcast_version(), "torch": torch.__version__,
+             "transformers": transformers_version()}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:24]
 
 
 @lru_cache(maxsize=512)
-def zoo_step(model: str, batch_size: int, mode: str, precision: str, optimizer: str, device: str) -> StepAnalysis:
+def zoo_step(model: str, batch_size: int, mode: str, precision: str, optimizer: str, device: str,
+             **options: Any) -> StepAnalysis:
     """The analysis of a zoo step, from the cache or freshly traced.
 
     Args:
@@ -106,8 +129,11 @@ def zoo_step(model: str, batch_size: int, mode: str, precision: str, optimizer: 
         precision: fp32, tf32, bf16 or fp16.
         optimizer: adamw, adam, sgd or none.
         device: ``cuda`` or ``cpu`` (the analysis' device kind).
+        **options: step options that differ from the plain step (``loss``, ``grad_clip``,
+            ``grad_accumulation``, ``fused_optimizer``, ``grad_scaler``: a measured row's
+            :func:`flopcast.calibration.zoo_steps.step_option_kwargs`).
     """
-    key = cache_key(model, batch_size, mode, precision, optimizer, device)
+    key = cache_key(model, batch_size, mode, precision, optimizer, device, **options)
     folder = cache_dir()
     table, meta = folder / f"{key}.parquet", folder / f"{key}.json"
     if table.is_file() and meta.is_file():
@@ -116,7 +142,7 @@ def zoo_step(model: str, batch_size: int, mode: str, precision: str, optimizer: 
             return StepAnalysis(pd.read_parquet(table), int(info["peak_memory_bytes"]), int(info["params"]))
         except (OSError, ValueError, KeyError) as e:
             log.warning("recomputing cached analysis %s: %s", key, e)
-    step = _analyse(model, batch_size, mode, precision, optimizer, device)
+    step = _analyse(model, batch_size, mode, precision, optimizer, device, options)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         tmp = table.with_suffix(f".tmp-{os.getpid()}")
@@ -128,11 +154,13 @@ def zoo_step(model: str, batch_size: int, mode: str, precision: str, optimizer: 
     return step
 
 
-def _analyse(model: str, batch_size: int, mode: str, precision: str, optimizer: str, device: str) -> StepAnalysis:
+def _analyse(model: str, batch_size: int, mode: str, precision: str, optimizer: str, device: str,
+             options: dict[str, Any]) -> StepAnalysis:
     from flopcast.calibration.zoo import get
     from flopcast.features.api import analyze
+    from flopcast.features.step_options import StepOptions
 
     zm = get(model)
     analysis = analyze(zm.build, zm.inputs, batch_size=batch_size, mode=mode, precision=precision, device=device,
-                       optimizer=optimizer, target=f"zoo:{model}")
+                       optimizer=optimizer, target=f"zoo:{model}", step=StepOptions(**options))
     return StepAnalysis.of(analysis)

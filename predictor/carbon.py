@@ -12,7 +12,7 @@ WORLD_AVERAGE = "world"
 
 
 class UnknownRegionError(ValueError):
-    """A ``--region`` that is no ISO 3166 country code CodeCarbon has data for."""
+    """A ``--country`` that is no ISO 3166 country code CodeCarbon has data for."""
 
 
 @lru_cache(maxsize=1)
@@ -58,4 +58,4 @@ def carbon_intensity_g_per_kwh(region: str | None) -> tuple[float, str]:
         return float(mix[code]["carbon_intensity"]), code
     close = difflib.get_close_matches(region.strip().upper(), list(mix), n=3, cutoff=0.5)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
-    raise UnknownRegionError(f"unknown --region {region!r}: use an ISO 3166 country code such as FRA or FR{hint}")
+    raise UnknownRegionError(f"unknown --country {region!r}: use an ISO 3166 country code such as FRA or FR{hint}")

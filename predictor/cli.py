@@ -9,10 +9,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
-from flopcast.features.cli import add_target_arguments, analysis_summary, config_from_args
-from flopcast.features.report import si
+from flopcast.features.cli import add_target_arguments, analysis_summary, config_from_args, run_scale
+from flopcast.features.report import describe_step, si
 
 
 def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
@@ -28,7 +29,9 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
                         "(h100,a100,cpu); default local")
     p.add_argument("--calibration", type=Path, metavar="DIR", help="a `flopcast calibrate --out` folder of the device")
     p.add_argument("--model", type=Path, metavar="MODEL_DIR", help="cost model from `flopcast fit` (default: bundled)")
-    p.add_argument("--region", metavar="COUNTRY", help="grid country for CO2, ISO code (FRA or FR); default: world")
+    p.add_argument("--country", dest="region", metavar="COUNTRY",
+                   help="grid country for CO2, ISO code (FRA or FR), as calibrate --country; default: world")
+    p.add_argument("--region", dest="region", action=DeprecatedAlias, help=argparse.SUPPRESS)
     p.add_argument("--pue", type=float, default=1.0, help="data-centre PUE applied to run energy for CO2 (1.0)")
     p.add_argument("--max-batch", action="store_true", help="also find the largest batch size that fits in memory")
     p.set_defaults(func=run_predict)
@@ -43,6 +46,16 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     f.set_defaults(func=run_fit)
 
 
+class DeprecatedAlias(argparse.Action):
+    """An old spelling of an option: stores its value and warns once on stderr (``--region`` for ``--country``)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: object,
+                 option_string: str | None = None) -> None:
+        """Store the value under the new option's name and warn."""
+        print(f"flopcast: warning: {option_string} is deprecated, use --country", file=sys.stderr)
+        setattr(namespace, self.dest, values)
+
+
 def hardware_names(text: str) -> tuple[str, ...]:
     """The items of a comma-separated ``--hardware`` value."""
     return tuple(h.strip() for h in text.split(",") if h.strip())
@@ -52,10 +65,11 @@ def predict_config_from_args(args: argparse.Namespace) -> Any:
     """The PredictConfig of parsed ``predict`` arguments (the analysis device is set per hardware later)."""
     from flopcast.predictor.predict import PredictConfig
 
+    dataset_size, epochs = run_scale(args)
     return PredictConfig(
         analysis=config_from_args(args, "cuda"),
         hardware=hardware_names(args.hardware),
-        calibration=args.calibration, model_dir=args.model, dataset_size=args.dataset_size, epochs=args.epochs,
+        calibration=args.calibration, model_dir=args.model, dataset_size=dataset_size, epochs=epochs,
         region=args.region, pue=args.pue, max_batch=args.max_batch,
     )
 
@@ -82,6 +96,7 @@ def run_predict(args: argparse.Namespace) -> int:
     """
     from flopcast.predictor.prefetch import AnalysisPrefetch
 
+    run_scale(args)  # option errors before any work
     with AnalysisPrefetch.for_predict(config_from_args(args, "cuda"), hardware_names(args.hardware)) as prefetch:
         from flopcast.predictor.io import load_model
         from flopcast.predictor.predict import predict
@@ -96,7 +111,7 @@ def run_predict(args: argparse.Namespace) -> int:
             print(f"flopcast: warning: {r['hardware']}: prediction extrapolates beyond the training data "
                   "(extrapolated: true)", file=sys.stderr)
     if args.json:
-        json.dump(records[0] if len(records) == 1 else records, sys.stdout, indent=2, default=float)
+        json.dump(records, sys.stdout, indent=2, default=float)  # one shape: a list, one object per device
         sys.stdout.write("\n")
     else:
         render(records, Console())
@@ -122,8 +137,10 @@ def _interval(r: dict[str, Any], key: str, unit: str) -> str:
 def render(records: list[dict[str, Any]], console: Console) -> None:
     """Print predictions as one table (a column per device) plus notes."""
     r0 = records[0]
-    console.print(f"[bold]{r0['target']}[/bold]  {r0['mode']} step, batch {r0['batch_size']}, {r0['precision']}: "
-                  f"{si(r0['flops'], 'FLOP')}, {si(r0['bytes_accessed'], 'B')} accessed, {si(r0['params'])} params")
+    how = escape(describe_step(r0["step"]))
+    console.print(f"[bold]{r0['target']}[/bold]  {r0['mode']} step, batch {r0['batch_size']}, {r0['precision']}"
+                  f"{', ' + how if how else ''}: {si(r0['flops'], 'FLOP')}, {si(r0['bytes_accessed'], 'B')} "
+                  f"accessed, {si(r0['params'])} params")
     table = Table(title=f"predicted (median [10 %, 90 %]), model {r0['model_version']}", title_justify="left")
     table.add_column("")
     for r in records:

@@ -33,7 +33,8 @@ picks among tiles of about these sides, and an output of ``m x n`` runs ``ceil(m
 per batch over the SMs in waves; the last, partial wave idles the rest."""
 
 PRIOR_LAUNCH_OVERHEAD_S = {"gpu": 5e-6, "cpu": 2e-6, "other": 5e-6}
-"""Launch/dispatch overhead of a device that was never measured, s."""
+"""Launch/dispatch overhead of a device kind that no device of the model measured, s (the last resort: a device
+without microbenchmark rows or a measured ``launch_overhead_s`` gets its kind's fitted overheads)."""
 
 CATEGORICAL = ("op", "category", "phase", "dtype")
 NUMERIC = (
@@ -87,7 +88,8 @@ class HardwareView:
             shares: a GPU's measured ``compute`` and ``bandwidth`` shares (NaN entries are predicted).
         """
         imputed = dict(imputed_eff or {})
-        overhead = launch_overhead_s or d.launch_overhead_s or PRIOR_LAUNCH_OVERHEAD_S.get(d.kind, 5e-6)
+        overhead = (launch_overhead_s or d.launch_overhead_s or imputed.get("launch_overhead_s")
+                    or PRIOR_LAUNCH_OVERHEAD_S.get(d.kind, 5e-6))
         if d.kind == "gpu":
             own = {k: v for k, v in (shares or {}).items() if v is not None and math.isfinite(v)}
             s = {**predicted_shares(d, imputed), **own}
@@ -99,8 +101,9 @@ class HardwareView:
         peak_eff = {k: peak_eff.get(k, fallback) for k in {*d.peak_flops_per_s, *peak_eff, "fp32"}}
         bw = d.measured_bandwidth_bytes_per_s
         bw_eff = bw / d.memory_bandwidth_bytes_per_s if bw and d.memory_bandwidth_bytes_per_s else math.nan
-        if math.isnan(bw_eff):
-            bw_eff = imputed.get("bw", math.nan)
+        if math.isnan(bw_eff):  # the ratio over a spec of the same meaning (training.imputed_efficiencies)
+            bw_eff = imputed.get("bw_estimated", imputed.get("bw", math.nan)) \
+                if d.extra.get("memory_bandwidth_estimated") else imputed.get("bw", math.nan)
         return cls(d, float(overhead), peak_eff, float(bw_eff), traits(d))
 
 

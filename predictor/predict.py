@@ -218,6 +218,8 @@ def run_totals(p: Prediction, batch_size: int, dataset_size: int, epochs: int, r
                pue: float) -> dict[str, Any]:
     """Whole-run time, energy and CO2: ``ceil(dataset_size / batch_size) x epochs`` steps.
 
+    ``batch_size`` is the samples one step consumes (micro-batch size x accumulated micro-batches).
+
     ``run_energy_kwh`` is the devices' (IT) energy; facility energy multiplies it by ``pue`` and
     ``run_co2_kg = run_energy_kwh x pue x intensity``.
     """
@@ -314,7 +316,7 @@ def predict(config: PredictConfig, model: CostModel, analyse: Callable[[AnalyzeC
         p = predict_on(model, StepAnalysis.of(a), d, config.analysis.precision, config.analysis.mode)
         extra: dict[str, Any] = {}
         if config.dataset_size:
-            extra.update(run_totals(p, config.analysis.batch_size, config.dataset_size, config.epochs,
+            extra.update(run_totals(p, a.target.samples_per_step, config.dataset_size, config.epochs,
                                     config.region, config.pue))
         if config.max_batch and p.peak_memory_bytes is None:
             extra["max_batch_size"] = None  # no peak-memory estimate to search with (see the note)

@@ -18,6 +18,7 @@ import numpy as np
 import pandas as pd
 
 from flopcast.calibration.descriptor import HardwareDescriptor
+from flopcast.calibration.zoo_steps import step_option_kwargs
 from flopcast.datasets.loader import Dataset, load_datasets, trusted_rows
 from flopcast.features.version import flopcast_version
 from flopcast.predictor.analysis_cache import StepAnalysis, zoo_step
@@ -111,17 +112,27 @@ def gpu_shares(descs: dict[str, HardwareDescriptor], mb: pd.DataFrame) -> dict[s
 
 def imputed_efficiencies(descs: dict[str, HardwareDescriptor], shares: dict[str, dict[str, float]] | None = None
                          ) -> dict[str, dict[str, float]]:
-    """For devices never measured: per CPU kind, the median measured / spec peak (fp32) and bandwidth; for GPUs,
-    the spec-sheet model of the sustained shares fitted on the measured ones (:func:`fit_share_model`)."""
+    """What a device never measured gets: per CPU kind, the median measured / spec peak (fp32) and bandwidth;
+    for GPUs, the spec-sheet model of the sustained shares fitted on the measured ones (:func:`fit_share_model`).
+
+    Bandwidth ratios keep the spec's meaning apart: ``bw`` over spec-sheet bandwidths (catalog, GPUs),
+    ``bw_estimated`` over a probe's a-priori estimate (``extra['memory_bandwidth_estimated']``); a kind without
+    a spec-sheet ratio borrows the median over every kind's (a catalog CPU must not get a probe's 3.75x).
+    """
     out: dict[str, dict[str, float]] = {}
+    views = {n: HardwareView.of(d) for n, d in descs.items()}
+    sheet = [v.bw_eff for n, v in views.items() if not descs[n].extra.get("memory_bandwidth_estimated")]
     for kind in {d.kind for d in descs.values()}:
         if kind == "gpu":
             out[kind] = fit_share_model([(descs[n], s) for n, s in (shares or {}).items()])
             continue
-        views = [HardwareView.of(d) for d in descs.values() if d.kind == kind]
-        peak = [v.peak_eff.get("fp32", math.nan) for v in views]
-        bw = [v.bw_eff for v in views]
-        out[kind] = {k: float(np.nanmedian(x)) for k, x in (("peak", peak), ("bw", bw)) if np.isfinite(x).any()}
+        mine = [n for n, d in descs.items() if d.kind == kind]
+        ratios = {"peak": [views[n].peak_eff.get("fp32", math.nan) for n in mine],
+                  "bw": [views[n].bw_eff for n in mine if not descs[n].extra.get("memory_bandwidth_estimated")],
+                  "bw_estimated": [views[n].bw_eff for n in mine if descs[n].extra.get("memory_bandwidth_estimated")]}
+        if not np.isfinite(ratios["bw"]).any():
+            ratios["bw"] = sheet
+        out[kind] = {k: float(np.nanmedian(x)) for k, x in ratios.items() if np.isfinite(x).any()}
     return out
 
 
@@ -157,6 +168,9 @@ def fit_op_stage(ds: Dataset, config: FitConfig = FitConfig()) -> CostModel:
         rows = mb[mb["hardware"] == name]
         views[name] = HardwareView.of(d, fitted_overhead_s(rows, base) if len(rows) else None, eff.get(d.kind, {}),
                                       shares.get(name))
+    for kind, e in eff.items():  # a device without rows: its kind's fitted overheads (measured, not a typed prior)
+        fitted = [v.launch_overhead_s for n, v in views.items() if descs[n].kind == kind and n in set(mb["hardware"])]
+        e.update({"launch_overhead_s": float(np.median(fitted))} if fitted else {})
     features, overheads, weights = op_training_frame(mb, views)
     op_time = OpTimeModel(n_estimators=config.n_estimators, **config.op_model_params)
     op_time.fit(features, mb.loc[features.index, "time_s"].to_numpy(float), overheads, weights)
@@ -224,7 +238,7 @@ def composed_steps(model: CostModel, steps: pd.DataFrame, descs: dict[str, Hardw
         device = analysis_device(d.kind)
         try:
             step = analyse(str(r["model"]), int(r["batch_size"]), str(r["mode"]), str(r["precision"]),
-                           str(r["optimizer"]), device)
+                           str(r["optimizer"]), device, **step_option_kwargs(r))
         except (KeyError, ValueError, RuntimeError) as e:
             log.warning("skipping measured step %s: %s", r["model"], e)
             continue

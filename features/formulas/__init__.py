@@ -80,7 +80,8 @@ Losses (``loss.py``)
 Optimizer (``optimizer.py``)
     For-loop steps run the element-wise ops above. ``_foreach_<op>`` costs its element-wise op's
     FLOPs per element summed over the list. Fused Adam 13 per element (+1 AdamW decay, +2 Adam L2
-    decay, +1 AMSGrad); fused SGD 2 (+3 momentum, +2 nesterov, +2 weight decay).
+    decay, +1 AMSGrad); fused SGD 2 (+3 momentum, +2 nesterov, +2 weight decay). Gradient scaler:
+    unscale 2 per gradient element (finiteness check, multiply by the inverse scale), scale update 3.
 
 Bytes
 =====

@@ -71,3 +71,28 @@ def fused_sgd(call: Call) -> OpCost:
         per += SGD_DECAY
     read = sum(m.nbytes for m in call.tensor_args())
     return OpCost(flops=per * n, bytes_read=read, bytes_written=_mutated_bytes(call, (0, 2)))
+
+
+#: Gradient scaler (``torch.amp.GradScaler``), per gradient element: a finiteness check and a multiply
+#: by the inverse scale. The scale update is a few scalar operations: compare the found-inf flag,
+#: count or reset the growth tracker, multiply the scale.
+AMP_UNSCALE_FLOPS, AMP_UPDATE_SCALE_FLOPS = 2, 3
+
+
+@register_op_cost(aten._amp_foreach_non_finite_check_and_unscale_, category=Category.OPTIMIZER)
+def amp_unscale(call: Call) -> OpCost:
+    """``_amp_foreach_non_finite_check_and_unscale_(grads, found_inf, inv_scale)``: unscale in place.
+
+    Reads every gradient, the flag and the inverse scale; writes the gradients back (the flag only when
+    a non-finite value is found, which a steady-state step does not).
+    """
+    grads = call.arg(0, "self")
+    read = sum(m.nbytes for m in call.tensor_args())
+    return OpCost(flops=AMP_UNSCALE_FLOPS * numel(grads), bytes_read=read, bytes_written=nbytes(grads))
+
+
+@register_op_cost(aten._amp_update_scale_, category=Category.OPTIMIZER)
+def amp_update_scale(call: Call) -> OpCost:
+    """``_amp_update_scale_(scale, growth_tracker, found_inf, ...)``: scalar update of scale and tracker."""
+    read = sum(m.nbytes for m in call.tensor_args())
+    return OpCost(flops=AMP_UPDATE_SCALE_FLOPS, bytes_read=read, bytes_written=_mutated_bytes(call, (0, 1)))

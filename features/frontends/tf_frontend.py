@@ -29,6 +29,7 @@ from typing import Any
 
 from flopcast.features.analysis import Analysis
 from flopcast.features.config import AnalyzeConfig
+from flopcast.features.errors import first_line
 from flopcast.features.frontends import calls as C
 from flopcast.features.frontends.errors import FrontendError
 from flopcast.features.frontends.recorder import Recorder
@@ -161,9 +162,8 @@ def concrete_graph(tf: Any, keras: Any, model: Any, specs: Sequence[Any], config
     except FrontendError:
         raise
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
         raise FrontendError(f"tracing {getattr(model, 'name', 'the model')} raised {type(exc).__name__}: "
-                            f"{first}") from exc
+                            f"{first_line(exc)}") from exc
 
 
 def _tensor_meta(t: Any, op: Any, strict: bool = True) -> C.TensorMeta | None:

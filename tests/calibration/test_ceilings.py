@@ -31,7 +31,7 @@ def test_unsupported_dtypes_are_refused(dtype, match):
 
 
 def test_launch_overhead_is_small_on_cpu():
-    assert 0 < launch_overhead_s("cpu", calls=200) < 1e-3
+    assert 0 < launch_overhead_s("cpu", min_window_s=0.01) < 1e-3
 
 
 @pytest.mark.gpu

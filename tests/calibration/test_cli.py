@@ -90,3 +90,14 @@ def test_dry_run_prints_the_script(capsys, tmp_path):
                  "--out", str(tmp_path))
     assert args.func(args) == 0
     assert "#SBATCH --array=0-1%2" in capsys.readouterr().out
+
+
+def test_zoo_steps_are_the_plain_step_unless_asked():
+    from flopcast.features.step_options import StepOptions
+
+    assert config_from_args(parse("calibrate")).step == StepOptions()  # comparable with the released steps
+    cfg = config_from_args(parse("calibrate", "--loss", "auto", "--grad-clip", "1", "--grad-accumulation", "2",
+                                 "--fused-optimizer", "--grad-scaler"))
+    assert cfg.step == StepOptions("auto", 1.0, 2, True, True)
+    with pytest.raises(ValueError, match="--grad-accumulation must be >= 1"):
+        config_from_args(parse("calibrate", "--grad-accumulation", "0"))

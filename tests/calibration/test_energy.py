@@ -39,9 +39,18 @@ def load_trace(name: str) -> dict:
     return json.loads(TRACES.joinpath(name).read_text())
 
 
-def fake_pynvml(trace: dict, clock: FakeClock) -> types.ModuleType:
-    """A pynvml stand-in whose energy counter replays ``trace`` at the fake clock's time."""
+BUS_IDS = ("00000000:18:00.0", "00000000:2A:00.0", "00000000:3A:00.0", "00000000:5D:00.0")
+"""PCI bus ids of the fake machine's GPUs, in NVML order."""
+
+
+def fake_pynvml(trace: dict, clock: FakeClock, others: dict | None = None) -> types.ModuleType:
+    """A pynvml stand-in whose energy counter replays ``trace`` at the fake clock's time.
+
+    ``others``: NVML index -> trace of the machine's other GPUs (four in all, bus ids :data:`BUS_IDS`);
+    without it the machine has one GPU.
+    """
     nvml = types.ModuleType("pynvml")
+    traces = {0: trace, **(others or {})}
 
     class NVMLError(Exception):
         pass
@@ -53,12 +62,17 @@ def fake_pynvml(trace: dict, clock: FakeClock) -> types.ModuleType:
     nvml.fail_from_s = float("inf") if not trace.get("raises") else -1.0
     nvml.throttle_mask = 0
     nvml.nvmlInit = lambda: None
+    nvml.nvmlDeviceGetCount = lambda: 4 if others else 1
     nvml.nvmlDeviceGetHandleByIndex = lambda index: ("gpu", index)
+    nvml.nvmlDeviceGetHandleByPciBusId = lambda bus: ("gpu", BUS_IDS.index(bus))
+    nvml.nvmlDeviceGetHandleByUUID = lambda uuid: ("gpu", int(uuid.rsplit("-", 1)[1]))
+    nvml.nvmlDeviceGetIndex = lambda handle: handle[1]
 
     def energy_mj(handle):
         if clock.t >= nvml.fail_from_s:
             raise NVMLError_NotSupported("Not Supported")
-        seen = [s for s in trace["samples"] if s[0] <= clock.t] or trace["samples"][:1]
+        samples = traces[handle[1]]["samples"]
+        seen = [s for s in samples if s[0] <= clock.t] or samples[:1]
         return seen[-1][1]
 
     nvml.nvmlDeviceGetTotalEnergyConsumption = energy_mj
@@ -87,6 +101,45 @@ def replay(meter, clock: FakeClock, until_s: float, step_s: float = 0.01) -> lis
         readings.append(meter.read_j())
         clock.advance(step_s)
     return readings
+
+
+def fake_cuda(monkeypatch, visible: list[int]) -> None:
+    """torch.cuda as a job given the NVML GPUs ``visible`` sees it (CUDA_VISIBLE_DEVICES renumbers them)."""
+    import torch
+
+    def props(i):
+        domain, bus, device = BUS_IDS[visible[i]].replace(".0", "").split(":")
+        return types.SimpleNamespace(pci_domain_id=int(domain, 16), pci_bus_id=int(bus, 16),
+                                     pci_device_id=int(device, 16))
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: len(visible))
+    monkeypatch.setattr(torch.cuda, "get_device_properties", props)
+
+
+@pytest.mark.parametrize(("visible", "cuda_index", "nvml_index"),
+                         [([2, 3], 0, 2), ([2, 3], 1, 3), ([0, 1, 2, 3], 1, 1)])
+def test_nvml_meter_reads_the_gpu_the_job_runs_on(monkeypatch, clock, visible, cuda_index, nvml_index):
+    trace = load_trace("nvml_h200_recorded.json")
+    idle = {"samples": [[t, 1000 * i] for i, t in enumerate(range(0, 10))]}  # 1 W: another job's idle GPU
+    others = {i: trace if i == nvml_index else idle for i in range(1, 4)}
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(trace if nvml_index == 0 else idle, clock, others))
+    fake_cuda(monkeypatch, visible)
+    meter = NvmlEnergyMeter(cuda_index)
+    assert meter.available and meter.nvml_index == nvml_index
+    clock.advance(2.0)
+    assert meter.read_j() > 100  # the H200 under load, not the 1 W idle board
+
+
+@pytest.mark.parametrize(("visible", "nvml_index"), [("3,1", 1), ("GPU-uuid-2", 2)])
+def test_nvml_meter_without_cuda_reads_cuda_visible_devices(monkeypatch, clock, visible, nvml_index):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_pynvml(load_trace("nvml_h200_recorded.json"), clock,
+                                                           {1: {"samples": [[0, 0]]}, 2: {"samples": [[0, 0]]},
+                                                            3: {"samples": [[0, 0]]}}))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", visible)
+    cuda_index = 1 if "," in visible else 0
+    assert NvmlEnergyMeter(cuda_index).nvml_index == nvml_index
+    assert not NvmlEnergyMeter(5).available and "not visible" in NvmlEnergyMeter(5).reason
 
 
 def test_wrapping_counter():

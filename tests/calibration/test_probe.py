@@ -68,6 +68,8 @@ def fake_nvml(names: list[str]) -> types.ModuleType:
     nvml.nvmlInit = lambda: None
     nvml.nvmlDeviceGetCount = lambda: len(names)
     nvml.nvmlDeviceGetHandleByIndex = lambda i: i
+    nvml.nvmlDeviceGetHandleByUUID = lambda uuid: int(uuid.rsplit("-", 1)[1])
+    nvml.nvmlDeviceGetIndex = lambda h: h
     nvml.nvmlDeviceGetName = lambda h: names[h]
     nvml.nvmlSystemGetDriverVersion = lambda: "580.95.05"
     nvml.nvmlDeviceGetMemoryInfo = lambda h: types.SimpleNamespace(total=85_520_809_984)
@@ -89,6 +91,17 @@ def test_probe_known_gpu_uses_catalog_peaks(monkeypatch):
     assert mystery.peak_flops_per_s == {}
     with pytest.raises(ProbeError, match="out of range"):
         probe_device("cuda:2")
+
+
+def test_probe_describes_the_gpu_the_job_was_given(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml(["NVIDIA H100 80GB HBM3", "NVIDIA Mystery 9"]))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "GPU-uuid-1")  # a SLURM job given the second board
+    gpus = probe_local()
+    assert [d.kind for d in gpus] == ["gpu", "cpu"]
+    assert gpus[0].name == "local-gpu-nvidia-mystery-9"
+    assert (gpus[0].extra["cuda_index"], gpus[0].extra["nvml_index"]) == (0, 1)
+    with pytest.raises(ProbeError, match="not visible"):
+        probe_device("cuda:1")
 
 
 def test_probe_requested_missing_device_is_loud(monkeypatch):

@@ -58,3 +58,47 @@ def test_oom_becomes_a_row_with_its_reason(monkeypatch):
     assert not row["trusted"] and row["reason"].startswith("out of memory")
     assert math.isnan(row["time_s"]) and set(MEASURED_COLUMNS) <= set(row)
     assert row["flops"] is not None  # the analysis of the config is still there
+
+
+def test_plain_step_keeps_its_key_and_options_change_it():
+    plain = StepConfig("mlp-small", 2, "train", "fp32", "adamw")
+    assert plain.as_dict() == {"model": "mlp-small", "batch_size": 2, "mode": "train", "precision": "fp32",
+                               "optimizer": "adamw"}  # the dict (and row key) of campaigns before the options
+    clipped = StepConfig("mlp-small", 2, "train", "fp32", "adamw", loss="cross-entropy", grad_clip=1.0)
+    assert clipped.as_dict()["loss"] == "cross-entropy" and StepConfig(**clipped.as_dict()) == clipped
+
+
+def test_step_configs_carry_the_options_to_train_steps_only():
+    from flopcast.features.step_options import StepOptions
+
+    options = StepOptions(loss="cross-entropy", grad_accumulation=2, grad_scaler=None)
+    configs = step_configs(["mlp-small"], "gpu", batch_sizes=(4,), options=options)
+    train = {c.precision: c for c in configs if c.mode == "train"}
+    assert {c.loss for c in train.values()} == {"cross-entropy"} and train["fp32"].grad_accumulation == 2
+    assert train["fp16"].grad_scaler and not train["bf16"].grad_scaler  # the scaler is for fp16
+    assert {(c.loss, c.grad_accumulation) for c in configs if c.mode == "infer"} == {("mean", 1)}
+
+
+@pytest.mark.parametrize(
+    ("row", "expected"),
+    [
+        ({}, StepConfig("m", 2, "train", "fp32", "adamw")),  # a row measured before the options
+        ({"loss": "mse", "grad_clip": float("nan"), "grad_accumulation": 3, "fused_optimizer": True,
+          "grad_scaler": None}, StepConfig("m", 2, "train", "fp32", "adamw", "mse", None, 3, True, False)),
+    ],
+)
+def test_config_of_a_row(row, expected):
+    base = {"model": "m", "batch_size": 2, "mode": "train", "precision": "fp32", "optimizer": "adamw"}
+    assert StepConfig.from_row({**base, **row}) == expected
+
+
+def test_measured_row_records_the_step_it_timed():
+    config = StepConfig("mlp-small", 2, "train", "fp32", "adamw", loss="cross-entropy", grad_clip=1.0,
+                        grad_accumulation=2, fused_optimizer=True)
+    row = measure_step(config, "cpu", MEASURE)
+    plain = measure_step(StepConfig("mlp-small", 2, "train", "fp32", "adamw"), "cpu", MEASURE)
+    assert (row["loss"], row["grad_clip"], row["grad_accumulation"], row["fused_optimizer"]) == \
+        ("cross-entropy", 1.0, 2, True)
+    assert row["trusted"] and (plain["loss"], plain["grad_accumulation"]) == ("mean", 1)
+    # the row's static columns are the analysis of the same step (two micro-batches, so more FLOPs)
+    assert row["flops"] == zoo_steps.static_columns(config, "cpu")[0]["flops"] > plain["flops"]

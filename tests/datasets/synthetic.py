@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from flopcast.datasets.schema import MICROBENCH_COLUMNS, STEP_COLUMNS
+from flopcast.datasets.schema import MICROBENCH_COLUMNS, STEP_COLUMNS, STEP_OPTION_DEFAULTS
 
 DEVICES = {
     "test-cpu": {"name": "test-cpu", "kind": "cpu", "peak_flops_per_s": {"fp32": 2e11, "bf16": 4e11},
@@ -120,6 +120,8 @@ def steps(device: dict, seed: int = 0) -> pd.DataFrame:
     df["window_s"], df["energy_window_s"], df["trusted"], df["reason"] = 0.05, 1.0, True, ""
     df["energy_source"] = "nvml" if device["kind"] == "gpu" else "rapl"
     df["key"] = [f"{device['name']}-step-{i}" for i in range(len(df))]
+    for column, plain in STEP_OPTION_DEFAULTS.items():
+        df[column] = plain
     _provenance(df, device)
     return df[list(STEP_COLUMNS)]
 

@@ -63,3 +63,17 @@ def test_bad_folders_raise_one_line(tmp_path, make):
         path.mkdir()
     with pytest.raises(DatasetError, match=r"not found|no descriptor"):
         load_datasets([path])
+
+
+def test_steps_measured_before_the_step_options_read_as_the_plain_step(tmp_path):
+    folder = write_folder(tmp_path, "test-cpu", n_ops=4)
+    import pandas as pd
+
+    from flopcast.datasets.schema import STEP_OPTION_DEFAULTS
+
+    old = pd.read_parquet(folder / "steps.parquet").drop(columns=list(STEP_OPTION_DEFAULTS))
+    old.to_parquet(folder / "steps.parquet", index=False)
+    steps = load_datasets([folder]).steps
+    assert len(steps) == len(old) > 0
+    assert set(steps["loss"]) == {"mean"} and set(steps["grad_accumulation"]) == {1}
+    assert not steps["fused_optimizer"].any() and not steps["grad_scaler"].any() and steps["grad_clip"].isna().all()

@@ -10,6 +10,7 @@ from flopcast.datasets.schema import OP_COLUMNS
 from flopcast.predictor.main import main
 
 MODELS = Path(__file__).parent / "models" / "torch_models.py"
+STEPS = Path(__file__).parent / "models" / "steps.py"
 
 
 def run(capsys, *argv):
@@ -70,6 +71,15 @@ def test_file_inputs_default_used(capsys):
         ([f"{MODELS}:mlp", "--batch-size", "100000000000000"], "PB"),
         ([f"{MODELS}:mlp", "--batch-size", "0"], "--batch-size must be >= 1"),
         (["hf:gpt2", "--config", "missing.json"], "no such config file: missing.json"),
+        ([f"{MODELS}:mlp", "--epochs", "2"], "--epochs 2 needs --dataset-size N"),
+        ([f"{MODELS}:mlp", "--dataset-size", "0"], "--dataset-size must be >= 1, not 0"),
+        ([f"{MODELS}:mlp", "--grad-accumulation", "0"], "--grad-accumulation must be >= 1 micro-batch, not 0"),
+        ([f"{MODELS}:mlp", "--grad-clip", "-1"], "--grad-clip must be a norm > 0, not -1.0"),
+        ([f"{MODELS}:mlp", "--grad-clip", "1", "--mode", "infer"], "--grad-clip: options of a train step"),
+        ([f"{MODELS}:mlp", "--step", "missing.py:step"], "--step: no such file: missing.py"),
+        ([f"{MODELS}:mlp", "--step", "steps"], "--step 'steps': expected FILE.py:fn"),
+        ([f"{MODELS}:mlp", "--step", f"{STEPS}:raising_step"], "raising_step raised KeyError in forward"),
+        ([f"{MODELS}:mlp", "--step", f"{STEPS}:mean_step", "--loss", "mse"], "--loss and --step"),
     ],
 )
 def test_bad_input_one_line_exit_2(capsys, argv, fragment):
@@ -82,6 +92,45 @@ def test_bad_input_one_line_exit_2(capsys, argv, fragment):
     assert "Traceback" not in err
 
 
+def test_device_defaults_to_this_machines_kind_and_says_so(capsys, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, out, _ = run(capsys, f"{MODELS}:mlp")
+    assert code == 0 and "for cpu (this machine's kind; --device cuda|cpu for another)" in " ".join(out.split())
+    code, out, _ = run(capsys, f"{MODELS}:mlp", "--json")
+    assert json.loads(out)["device"] == "cpu"
+    code, out, _ = run(capsys, f"{MODELS}:mlp", "--device", "cuda")
+    assert "for cuda," in out and "this machine" not in out
+
+
 def test_debug_shows_traceback(capsys):
     with pytest.raises(ValueError):
         main(["--debug", "analyze", "nofile.py:x"])
+
+
+@pytest.mark.parametrize(
+    ("target", "extra"),
+    [(f"{MODELS}:lstm_lm", ["--input", "int64[B,12]<100"]),
+     ("hf:gpt2", ["--set", "n_layer=1", "--set", "n_embd=32", "--set", "n_head=2", "--seq-len", "16"])],
+)
+def test_optimizer_none_with_cross_entropy(capsys, target, extra):
+    code, out, _ = run(capsys, target, "--optimizer", "none", "--loss", "cross-entropy", "--batch-size", "2",
+                       "--json", "--device", "cpu", *extra)
+    d = json.loads(out)
+    assert code == 0 and d["optimizer"] == "none" and d["phases"]["optimizer"]["ops"] == 0
+    assert d["step"]["loss"] == "cross-entropy" and d["unsupported_ops"] == {}
+    code, out, _ = run(capsys, target, "--optimizer", "none", "--loss", "cross-entropy", "--batch-size", "2",
+                       "--device", "cpu", *extra)
+    assert code == 0 and "optimizer none, loss cross-entropy" in out
+
+
+def test_step_options_in_the_table_and_json(capsys):
+    code, out, _ = run(capsys, f"{MODELS}:cnn", "--input", "float32[B,3,8,8]", "--batch-size", "4", "--device",
+                       "cpu", "--grad-accumulation", "3", "--grad-clip", "1", "--fused-optimizer",
+                       "--dataset-size", "1200")
+    assert code == 0
+    assert "loss cross-entropy (auto: output [4, 10] looks like [batch, classes])" in " ".join(out.split())
+    assert "3 micro-batches of 4 per optimizer step" in " ".join(out.split()) and "100 steps" in out  # 1200 / 12
+    code, out, _ = run(capsys, f"{MODELS}:mlp", "--mode", "infer", "--json", "--device", "cpu")
+    assert json.loads(out)["step"]["loss"] is None

@@ -42,9 +42,10 @@ def _predict(files, model_dir, *extra):
 
 def test_json_has_the_contract_keys(files, model_dir, capsys):
     code = _predict(files, model_dir, "--hardware", str(files / "test-gpu.json"), "--json",
-                    "--dataset-size", "1000", "--epochs", "2", "--region", "FR", "--pue", "1.2")
-    out = json.loads(capsys.readouterr().out)
-    assert code == 0
+                    "--dataset-size", "1000", "--epochs", "2", "--country", "FR", "--pue", "1.2")
+    records = json.loads(capsys.readouterr().out)
+    assert code == 0 and isinstance(records, list) and len(records) == 1  # one shape, whatever the device count
+    out = records[0]
     assert set(out) >= REQUIRED_KEYS | RUN_KEYS
     assert out["hardware"] == "test-gpu" and out["calibrated"] is True and out["steps"] == 250
     assert out["run_co2_kg"] == pytest.approx(out["run_energy_kwh"] * 1.2 * out["carbon_intensity_g_per_kwh"] / 1000)
@@ -63,7 +64,7 @@ def test_several_devices_make_one_comparison(files, model_dir, capsys):
 
 def test_max_batch_in_json(files, model_dir, capsys):
     assert _predict(files, model_dir, "--hardware", str(files / "test-gpu.json"), "--json", "--max-batch") == 0
-    assert json.loads(capsys.readouterr().out)["max_batch_size"] > 8
+    assert json.loads(capsys.readouterr().out)[0]["max_batch_size"] > 8
 
 
 @pytest.fixture
@@ -76,7 +77,9 @@ def corrupt_model(model_dir, tmp_path):
 @pytest.mark.parametrize(("args", "message"), [
     (["--hardware", "h1000"], "did you mean"),
     (["--hardware", "{partial}"], "missing field(s): kind, memory_bytes"),
-    (["--hardware", "h100", "--dataset-size", "10", "--region", "ZZZ"], "unknown --region"),
+    (["--hardware", "h100", "--dataset-size", "10", "--country", "ZZZ"], "unknown --country"),
+    (["--hardware", "h100", "--epochs", "3"], "--epochs 3 needs --dataset-size"),
+    (["--hardware", "h100", "--dataset-size", "0"], "--dataset-size must be >= 1, not 0"),
     (["--hardware", "h100", "--pue", "0.5"], "--pue must be >= 1"),
     (["--hardware", "h100", "--model", "{bad}"], "checksum differs"),
 ])
@@ -94,8 +97,15 @@ def test_extrapolation_warns(files, model_dir, capsys):
     (files / "future.json").write_text(json.dumps(future))
     assert _predict(files, model_dir, "--hardware", str(files / "future.json"), "--json") == 0
     captured = capsys.readouterr()
-    assert json.loads(captured.out)["extrapolated"] is True
+    assert json.loads(captured.out)[0]["extrapolated"] is True
     assert "warning: future: prediction extrapolates" in captured.err
+
+
+def test_region_is_a_deprecated_alias_of_country(files, model_dir, capsys):
+    assert _predict(files, model_dir, "--hardware", "h100", "--dataset-size", "100", "--region", "DE", "--json") == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)[0]["region"] == "DEU"
+    assert captured.err.strip() == "flopcast: warning: --region is deprecated, use --country"
 
 
 def test_fit_writes_a_loadable_model(data_root, tmp_path, capsys):

@@ -97,7 +97,7 @@ def test_run_totals_arithmetic(model):
 def test_carbon_intensity_lookup():
     assert carbon_intensity_g_per_kwh("FR") == carbon_intensity_g_per_kwh("fra")
     assert carbon_intensity_g_per_kwh(None)[1] == "world"
-    with pytest.raises(UnknownRegionError, match="unknown --region"):
+    with pytest.raises(UnknownRegionError, match="unknown --country"):
         carbon_intensity_g_per_kwh("XX")
 
 

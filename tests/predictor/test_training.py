@@ -54,3 +54,47 @@ def test_the_energy_stage_is_fitted_at_the_measured_step_times(model, dataset, m
     kept, frame = composed_steps(model, steps, descriptors_of(dataset), synthetic_analyse)
     training.fit_step_stages(fresh, kept, frame)
     assert len(seen) == 1 and np.allclose(seen[0], kept["time_s"].to_numpy(float))
+
+
+def test_composed_steps_analyse_each_row_with_its_step_options(model, dataset):
+    seen = []
+
+    def analyse(*args, **options):
+        seen.append(options)
+        return synthetic_analyse(*args)
+
+    steps = dataset.steps.head(2).copy()
+    steps.loc[steps.index[1], ["loss", "grad_accumulation"]] = ["cross-entropy", 4]
+    composed_steps(model, steps, descriptors_of(dataset), analyse)
+    assert seen == [{}, {"loss": "cross-entropy", "grad_accumulation": 4}]  # a plain row passes none
+
+
+def test_imputed_bandwidth_efficiency_keeps_the_specs_meaning_apart():
+    from flopcast.calibration.catalog import get_hardware
+    from flopcast.calibration.descriptor import HardwareDescriptor
+    from flopcast.predictor.featurize import HardwareView
+    from flopcast.predictor.training import imputed_efficiencies
+
+    def device(name, kind, spec, measured, estimated):
+        return HardwareDescriptor(name=name, kind=kind, peak_flops_per_s={"fp32": 1e12}, memory_bytes=1e10,
+                                  memory_bandwidth_bytes_per_s=spec, measured_bandwidth_bytes_per_s=measured,
+                                  extra={"memory_bandwidth_estimated": True} if estimated else {})
+
+    descs = {"gpu": device("gpu", "gpu", 4.8e12, 4.2e12, False),  # 0.875 of the spec sheet
+             "vm": device("vm", "cpu", 1e10, 4e10, True)}  # 4x a probe's a-priori guess
+    eff = imputed_efficiencies(descs)
+    assert eff["cpu"]["bw_estimated"] == 4.0 and eff["cpu"]["bw"] == eff["gpu"]["bw"] == 0.875
+    catalog_cpu = get_hardware("cpu-epyc-genoa-32c")  # a spec-sheet bandwidth: the sheet's ratio, not 4x
+    assert HardwareView.of(catalog_cpu, imputed_eff=eff["cpu"]).bw_eff == 0.875
+    probed = device("local-cpu", "cpu", 1e10, None, True)
+    assert HardwareView.of(probed, imputed_eff=eff["cpu"]).bw_eff == 4.0
+
+
+def test_a_device_never_measured_gets_its_kinds_fitted_launch_overhead(model):
+    from flopcast.calibration.catalog import get_hardware
+
+    fitted = [h["overhead_s"] for h in model.hardware.values() if h["descriptor"]["kind"] == "cpu"]
+    assert model.imputed_eff["cpu"]["launch_overhead_s"] == float(np.median(fitted))
+    catalog_cpu = get_hardware("cpu-epyc-genoa-32c")  # no measured overhead: no typed prior either
+    assert catalog_cpu.launch_overhead_s is None
+    assert model.view(catalog_cpu).launch_overhead_s == float(np.median(fitted))

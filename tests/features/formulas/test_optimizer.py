@@ -83,3 +83,14 @@ def test_fused_sgd(kwargs, per):
     p = [tm(20, 10)]
     c = cost(aten._fused_sgd_, p, p, p, lr=0.1, dampening=0.0, maximize=False, is_first_step=False, **kwargs)
     assert (c.flops, c.bytes_read, c.bytes_written) == (per * P, 3 * BYTES, 2 * BYTES)
+
+
+def test_amp_unscale_and_update_scale():
+    grads, flag, inv = [tm(20, 10), tm(5)], tm(), tm()
+    c = cost(aten._amp_foreach_non_finite_check_and_unscale_, grads, flag, inv)
+    # a finiteness check and a multiply per gradient element; reads grads, flag and inverse scale
+    assert c.flops == 2 * (200 + 5)
+    assert (c.bytes_read, c.bytes_written) == (205 * 4 + 4 + 4, 205 * 4)
+    scale, tracker = tm(), tm(dtype="int32")
+    c = cost(aten._amp_update_scale_, scale, tracker, flag, 2.0, 0.5, 2000)
+    assert (c.flops, c.bytes_read, c.bytes_written) == (3, 3 * 4, 2 * 4)
