@@ -122,6 +122,14 @@ def peak_tolerances(descriptors: dict[str, dict]) -> dict[str, float]:
     return out
 
 
+def allowed_flops_per_s(rows: pd.DataFrame, tolerances: dict[str, float] | None = None) -> np.ndarray:
+    """The highest throughput a row may show, FLOP/s: its spec peak x its hardware's tolerance (convolutions
+    x :data:`WINOGRAD_GAIN` more)."""
+    tolerance = rows["hardware"].map(tolerances or {}).fillna(PEAK_TOLERANCE).to_numpy(dtype=float)
+    tolerance = tolerance * np.where(rows["category"].to_numpy() == "conv", WINOGRAD_GAIN, 1.0)
+    return tolerance * row_peak_flops_per_s(rows).to_numpy(dtype=float)
+
+
 def check_peak(mb: pd.DataFrame, tolerances: dict[str, float] | None = None) -> list[str]:
     """Matmul, conv and attention rows faster than the spec peak of their dtype allows.
 
@@ -134,9 +142,7 @@ def check_peak(mb: pd.DataFrame, tolerances: dict[str, float] | None = None) -> 
     if rows.empty:
         return []
     throughput = executed_flops(rows) / rows["time_s"].astype(float).to_numpy()
-    tolerance = rows["hardware"].map(tolerances or {}).fillna(PEAK_TOLERANCE).to_numpy(dtype=float)
-    tolerance = tolerance * np.where(rows["category"].to_numpy() == "conv", WINOGRAD_GAIN, 1.0)
-    bad = rows[throughput > tolerance * row_peak_flops_per_s(rows).to_numpy(dtype=float)]
+    bad = rows[throughput > allowed_flops_per_s(rows, tolerances)]
     text = ("microbench: rows above the spec peak FLOP/s (x 1.1, x 1.76 for CPUs with an estimated clock, "
             f"x {WINOGRAD_GAIN:g} more for convolutions)")
     return [_problem(text, bad["key"])] if len(bad) else []

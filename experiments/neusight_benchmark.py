@@ -3,7 +3,8 @@
 NeuSight (ASPLOS'25) published measured fp32 latencies of BERT-large, GPT-2 large, GPT-3 XL / 2.7B and OPT-1.3B
 steps on NVIDIA GPUs (``scripts/asplos/summary/summary.csv``: labels and every predictor's estimate per row).
 Each row's model is rebuilt as NeuSight measured it (:mod:`flopcast.calibration.zoo.published`: its configs,
-eager attention, fp32 with TF32 off; train = forward + backward, no optimizer), analysed on shape-only tensors
+eager attention, fp32 with TF32 off; train = forward + backward of a cross-entropy loss, no optimizer), analysed
+on shape-only tensors
 and priced by :func:`flopcast.predictor.predict.predict_on`, the function behind ``flopcast predict``, on the
 catalog descriptor of the GPU (what ``--hardware NAME`` resolves to).
 
@@ -94,7 +95,8 @@ def scored(rows: pd.DataFrame, data: list[Path], config: FitConfig) -> pd.DataFr
         m = stage_copy(base)
         fit_step_stages(m, steps[~held].reset_index(drop=True), frame[~held].reset_index(drop=True))
         for i, r in rows[rows["model"] == model].iterrows():
-            step = zoo_step(model, int(r["batch_size"]), str(r["mode"]), PRECISION, "none", "cuda")
+            loss = {"loss": "cross-entropy"} if r["mode"] == "train" else {}
+            step = zoo_step(model, int(r["batch_size"]), str(r["mode"]), PRECISION, "none", "cuda", **loss)
             p = predict_on(m, step, get_hardware(str(r["hardware"])), PRECISION, str(r["mode"]))
             out.append({"index": i, "flopcast": p.step_time_s[1], "p10": p.step_time_s[0], "p90": p.step_time_s[2],
                         "calibrated": p.calibrated, "ops_s": p.composed.ops_s})

@@ -120,7 +120,8 @@ def imputed_efficiencies(descs: dict[str, HardwareDescriptor], shares: dict[str,
     a spec-sheet ratio borrows the median over every kind's (a catalog CPU must not get a probe's 3.75x).
     """
     out: dict[str, dict[str, float]] = {}
-    views = {n: HardwareView.of(d) for n, d in descs.items()}
+    shares = gpu_shares(descs, pd.DataFrame(columns=["hardware"])) if shares is None else shares
+    views = {n: HardwareView.of(d, shares=shares.get(n)) for n, d in descs.items()}
     sheet = [v.bw_eff for n, v in views.items() if not descs[n].extra.get("memory_bandwidth_estimated")]
     for kind in {d.kind for d in descs.values()}:
         if kind == "gpu":
