@@ -268,7 +268,8 @@ def check_model_config(root: Path, upstream: str, label: Path) -> None:
         ours = build.keywords if isinstance(build, partial) else {}
         differs = sorted(k for k, v in ours.items() if k in upstream_config and upstream_config[k] != v)
         if differs:
-            raise NeuSightImportError(f"{path.relative_to(root)}: {', '.join(differs)} differ from zoo model {zoo_name}")
+            raise NeuSightImportError(
+                f"{path.relative_to(root)}: {', '.join(differs)} differ from zoo model {zoo_name}")
 
 
 def label_rows(root: Path, folder: str, hardware: str, provenance: dict[str, str]) -> tuple[pd.DataFrame, list[str]]:

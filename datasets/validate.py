@@ -123,8 +123,10 @@ def peak_tolerances(descriptors: dict[str, dict]) -> dict[str, float]:
 
 
 def allowed_flops_per_s(rows: pd.DataFrame, tolerances: dict[str, float] | None = None) -> np.ndarray:
-    """The highest throughput a row may show, FLOP/s: its spec peak x its hardware's tolerance (convolutions
-    x :data:`WINOGRAD_GAIN` more)."""
+    """The highest throughput a row may show, FLOP/s.
+
+    Its spec peak x its hardware's tolerance (convolutions x :data:`WINOGRAD_GAIN` more).
+    """
     tolerance = rows["hardware"].map(tolerances or {}).fillna(PEAK_TOLERANCE).to_numpy(dtype=float)
     tolerance = tolerance * np.where(rows["category"].to_numpy() == "conv", WINOGRAD_GAIN, 1.0)
     return tolerance * row_peak_flops_per_s(rows).to_numpy(dtype=float)

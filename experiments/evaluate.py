@@ -48,7 +48,8 @@ from flopcast.predictor.training import (
 )
 
 RESULTS = Path(__file__).resolve().parent / "results"
-PRECISION_DTYPE = {"fp32": "float32", "fp32-strict": "float32", "tf32": "float32", "bf16": "bfloat16", "fp16": "float16"}
+PRECISION_DTYPE = {"fp32": "float32", "fp32-strict": "float32", "tf32": "float32", "bf16": "bfloat16",
+                   "fp16": "float16"}
 SPEC_EFFICIENCY = 0.35
 FOLDS = 5
 
@@ -84,7 +85,7 @@ def op_predictions(model: CostModel, ds: Dataset, rows: pd.DataFrame) -> pd.Data
     for hw, g in rows.groupby("hardware"):
         d = descriptors_of(ds)[hw]
         f = featurize(g, model.view(d), ROW_PRECISION)
-        pred = op_quantiles(model, f, model.view(d).launch_overhead_s)[0]  # unseen categories: roofline fallback
+        pred = op_quantiles(model, f, model.view(d).launch_overhead_s, model.offsets(d))[0]  # unseen: roofline
         peak = np.array([d.peak_for(k) for k in f["peak_key"]])
         out.append(pd.DataFrame({"hardware": hw, "family": g["family"].to_numpy(), "measured": g["time_s"].to_numpy(),
                                  "flopcast": pred[:, 1], "p10": pred[:, 0], "p90": pred[:, 2],

@@ -40,7 +40,7 @@ def held_out_gpu(ds_rows: pd.DataFrame, ds, gpu: str, config: FitConfig, max_row
     d = get_hardware(gpu)
     view = model.view(d)
     f = featurize(test, view, ROW_PRECISION)
-    q = op_quantiles(model, f, view.launch_overhead_s)[0]
+    q = op_quantiles(model, f, view.launch_overhead_s, model.offsets(d))[0]
     out = pd.DataFrame({"hardware": gpu, "family": test["family"].to_numpy(), "op": test["op"].to_numpy(),
                         "measured": test["time_s"].to_numpy(float), "flopcast": q[:, 1],
                         "roofline": f["roofline_s"].to_numpy() + view.launch_overhead_s})
@@ -95,7 +95,8 @@ def main() -> int:
     table = error_rows(p)
     RESULTS.mkdir(parents=True, exist_ok=True)
     table.to_csv(RESULTS / "gpu_transfer.csv", index=False)
-    about = f"leave-one-GPU-out, {args.n_estimators} rounds, seed {args.seed}, <= {args.max_rows} rows per device and family"
+    about = (f"leave-one-GPU-out, {args.n_estimators} rounds, seed {args.seed}, "
+             f"<= {args.max_rows} rows per device and family")
     (RESULTS / "gpu_transfer.md").write_text(
         "# Op time on unseen GPUs (`python experiments/gpu_transfer.py`)\n\n" + about + "\n\n" + markdown(table) + "\n")
     with pd.option_context("display.width", 250, "display.max_rows", 500):

@@ -65,7 +65,8 @@ def benchmark_rows(neusight: Path) -> pd.DataFrame:
     s = s[s["hardware"].notna() & s["option"].isna() & s["model_name"].isin(list(LABELS))]
     s = s[~s["device"].str.startswith("AMD")]
     out = pd.DataFrame({
-        "upstream": s["model_name"], "hardware": s["hardware"], "mode": s["mode"].map({"inf": "infer", "train": "train"}),
+        "upstream": s["model_name"], "hardware": s["hardware"],
+        "mode": s["mode"].map({"inf": "infer", "train": "train"}),
         "batch_size": s["batch"].astype(int), "seq": s["seqlen"].astype(int),
         "measured": s["label_all_e2e_latency"].astype(float) / 1e3,
         **{name: s[f"{key}_all_e2e_latency"].astype(float) / 1e3 for key, name in PEERS.items()}})
@@ -84,9 +85,9 @@ def scored(rows: pd.DataFrame, data: list[Path], config: FitConfig) -> pd.DataFr
     train = subset(ds, hardware=train_hw)
     base = fit_op_stage(train, config)
     for h in sorted(set(rows["hardware"])):
-        v = base.view(get_hardware(h))
-        print(f"  {h}: sustained fp32 share {v.peak_eff['fp32']:.2f}, bandwidth {v.bw_eff:.2f} "
-              f"({'measured' if base.trained_name(get_hardware(h)) else 'from its spec sheet'})", file=sys.stderr)
+        offsets = base.offsets(get_hardware(h))
+        print(f"  {h}: op-model offsets compute {offsets[0]:+.3f}, memory {offsets[1]:+.3f} (ln; "
+              f"{'its own' if base.trained_name(get_hardware(h)) else 'from its spec sheet'})", file=sys.stderr)
     steps, frame = composed_steps(base, trusted_rows(train.steps), descriptors_of(train), zoo_step)
     out = []
     for model in sorted(rows["model"].unique()):

@@ -22,7 +22,6 @@ import pandas as pd
 from flopcast.calibration.descriptor import HardwareDescriptor, peak_key
 from flopcast.features.attention_mask import executed_flops
 from flopcast.predictor.device_traits import TRAIT_NAMES, fp32_issue_share, traits
-from flopcast.predictor.sustained import predicted_shares
 
 TILE_ELEMENTS = {"matmul": 128 * 128, "conv": 128 * 128, "attention": 128 * 64, "rnn": 128 * 128}
 """Output elements one thread block (GPU) or task (CPU) computes, by category; others use :data:`DEFAULT_TILE`."""
@@ -46,6 +45,18 @@ NUMERIC = (
 )  # fmt: skip
 FEATURES = (*NUMERIC, *CATEGORICAL)
 """Feature columns, in model order."""
+
+GPU_IDENTITY_FEATURES = ("hw_log_peak", "hw_log_bw", "hw_log_cu", "hw_log_clock", "hw_log_mem", "hw_log_launch",
+                         "hw_log_ridge", "hw_log_bw_per_cu", *TRAIT_NAMES)
+"""Features that tell one GPU from another: hidden (missing) on GPU rows, so that the trees learn only what
+GPUs share (shapes against the roofline, waves over the SMs) and a GPU's own level is its device offset
+(:class:`~flopcast.predictor.op_model.OpTimeModel`); a GPU without data then differs only by its roofline, its
+waves over its SMs and its predicted offsets. CPU rows keep them."""
+
+GEMM_OPS = ("aten.mm", "aten.addmm", "aten.bmm", "aten.baddbmm")
+"""One GEMM kernel family under four names: the op model sees them as ``aten.mm`` in the pass-independent
+phase ``any`` (a bias epilogue, a batch dim and a backward pass's transposed operands are in the shapes, not in
+the kernel's name), so GEMMs measured in any of these forms price every other."""
 
 EXTRAPOLATION_FEATURES = ("log_flops", "log_bytes", "hw_log_peak", "hw_log_bw")
 """Features whose training range is recorded: a prediction outside it is flagged ``extrapolated``."""
@@ -72,29 +83,23 @@ class HardwareView:
 
     @classmethod
     def of(cls, d: HardwareDescriptor, launch_overhead_s: float | None = None,
-           imputed_eff: Mapping[str, float] | None = None,
-           shares: Mapping[str, float] | None = None) -> HardwareView:
+           imputed_eff: Mapping[str, float] | None = None) -> HardwareView:
         """View of ``d``; ``launch_overhead_s`` overrides the descriptor's, ``imputed_eff`` fills missing efficiencies.
 
-        A GPU's efficiencies are its sustained shares (:mod:`flopcast.predictor.sustained`): ``shares`` measured
-        on its data where given, else predicted from its spec sheet by the share model in ``imputed_eff``; its
-        fp32 roofline runs at them. Only ``fp32`` has a share (other dtypes: NaN).
+        A GPU's efficiencies are unknown (NaN), measured or not: a GPU is described by its spec sheet, and its
+        measured level lives in the op model's device offsets.
 
         Args:
             d: the descriptor.
             launch_overhead_s: a fitted overhead for this device, s (``None``: measured, else prior).
-            imputed_eff: ``peak`` and ``bw`` efficiencies to use where ``d`` has no measurement (a GPU: the
-                coefficients of :func:`flopcast.predictor.sustained.fit_share_model`).
-            shares: a GPU's measured ``compute`` and ``bandwidth`` shares (NaN entries are predicted).
+            imputed_eff: ``peak`` and ``bw`` efficiencies to use where ``d`` has no measurement.
         """
         imputed = dict(imputed_eff or {})
         overhead = (launch_overhead_s or d.launch_overhead_s or imputed.get("launch_overhead_s")
                     or PRIOR_LAUNCH_OVERHEAD_S.get(d.kind, 5e-6))
-        if d.kind == "gpu":
-            own = {k: v for k, v in (shares or {}).items() if v is not None and math.isfinite(v)}
-            s = {**predicted_shares(d, imputed), **own}
-            peak_eff = {**dict.fromkeys(d.peak_flops_per_s, math.nan), "fp32": s["compute"]}
-            return cls(d, float(overhead), peak_eff, s["bandwidth"], traits(d))
+        if d.kind == "gpu":  # its spec sheet alone: its measured level is the op model's offsets
+            return cls(d, float(overhead), dict.fromkeys({*d.peak_flops_per_s, "fp32"}, math.nan), math.nan,
+                       traits(d))
         peak_eff = {k: v / d.peak_flops_per_s[k] for k, v in d.measured_peak_flops_per_s.items()
                     if v and d.peak_flops_per_s.get(k)}
         fallback = peak_eff.get("fp32", imputed.get("peak", math.nan))
@@ -196,12 +201,9 @@ def featurize(ops: pd.DataFrame, hw: HardwareView, precision: str = "fp32") -> p
     has_tf32 = bool(d.peak_flops_per_s.get("tf32"))
     keys = [peak_key(t, c, precision, d.kind, has_tf32) for t, c in zip(dtype, category, strict=True)]
     peak_by_key = {k: d.peak_for(k) for k in set(keys)}
+    if d.kind == "gpu" and "fp32" in peak_by_key:  # CUDA-core fp32: the lanes it can issue FP32 work to
+        peak_by_key["fp32"] *= fp32_issue_share(d)
     bw = float(d.memory_bandwidth_bytes_per_s)
-    if d.kind == "gpu":  # the sustained ceilings: issue-limited fp32 at its sustained share, sustained bandwidth
-        share = hw.peak_eff.get("fp32", math.nan)
-        if "fp32" in peak_by_key:
-            peak_by_key["fp32"] *= fp32_issue_share(d) * (share if math.isfinite(share) else 1.0)
-        bw *= hw.bw_eff if math.isfinite(hw.bw_eff) else 1.0
     peak = np.array([peak_by_key[k] for k in keys])
     shapes = _shape_stats(ops["input_shapes"].astype(str))
     out = _out_stats(ops["output_shapes"].astype(str))
@@ -246,9 +248,11 @@ def featurize(ops: pd.DataFrame, hw: HardwareView, precision: str = "fp32") -> p
     f["log_t_roof"] = np.log10(roof + _EPS)
     f["bound_margin"] = f["log_t_compute"] - f["log_t_memory"]
     f["log_roof_over_launch"] = np.log10((roof + _EPS) / hw.launch_overhead_s)
-    f["op"] = ops["op"].astype(str).map(base_op_name)
+    op = ops["op"].astype(str).map(base_op_name)
+    gemm_op = op.isin(GEMM_OPS).to_numpy()
+    f["op"] = np.where(gemm_op, GEMM_OPS[0], op)
     f["category"] = category.to_numpy()
-    f["phase"] = ops["phase"].astype(str).to_numpy()
+    f["phase"] = np.where(gemm_op, "any", ops["phase"].astype(str).to_numpy())
     f["dtype"] = np.array(keys)
     f["roofline_s"] = roof
     f["peak_key"] = keys
@@ -266,6 +270,7 @@ def is_free(ops: pd.DataFrame) -> np.ndarray:
 def encode(features: pd.DataFrame, vocab: Mapping[str, list[str]]) -> pd.DataFrame:
     """The model matrix: :data:`FEATURES` in order, categoricals coded with a fixed vocabulary (unknown -> NaN)."""
     x = features[list(NUMERIC)].astype("float64").copy()
+    x.loc[x["hw_gpu"].to_numpy() > 0.5, list(GPU_IDENTITY_FEATURES)] = np.nan
     for name in CATEGORICAL:
         cats = list(vocab.get(name, []))
         values = features[name].astype(str)

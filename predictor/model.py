@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flopcast.calibration.descriptor import HardwareDescriptor
+from flopcast.predictor.device_offsets import predicted_offsets
 from flopcast.predictor.featurize import HardwareView
 from flopcast.predictor.memory import MemoryModel
 from flopcast.predictor.op_model import OpPowerModel, OpTimeModel
@@ -27,11 +28,10 @@ class CostModel:
         step_energy: step energy stages.
         memory: peak-memory fit.
         hardware: per trained device: ``descriptor`` (dict), ``overhead_s`` (fitted launch overhead, s),
-            ``op_rows``, ``step_rows``, ``energy_source``, and for a GPU with data its measured sustained
-            ``shares``.
+            ``op_rows``, ``step_rows``, ``energy_source``.
         imputed_eff: per device kind, ``peak`` and ``bw`` efficiencies (measured / spec) used for CPUs
-            without measured ceilings; for GPUs, the spec-sheet model of their sustained shares
-            (:mod:`flopcast.predictor.sustained`).
+            without measured ceilings and the kind's fitted launch overhead; for GPUs, the spec-sheet model of
+            the op model's device offsets (:mod:`flopcast.predictor.device_offsets`).
         info: dataset version and checksums, training metrics, flopcast version, creation time.
     """
 
@@ -64,8 +64,16 @@ class CostModel:
         """Feature view of ``d``: fitted overhead for trained devices, imputed efficiencies for the rest."""
         name = self.trained_name(d)
         overhead = self.hardware[name]["overhead_s"] if name else None
-        shares = self.hardware[name].get("shares") if name else None
-        return HardwareView.of(d, overhead, self.imputed_eff.get(d.kind, {}), shares)
+        return HardwareView.of(d, overhead, self.imputed_eff.get(d.kind, {}))
+
+    def offsets(self, d: HardwareDescriptor) -> list[float] | None:
+        """The op model's offsets of ``d``.
+
+        Its own (a trained GPU), predicted from its spec sheet (a GPU without rows), or ``None`` (a CPU).
+        """
+        name = self.trained_name(d)
+        own = getattr(self.op_time, "offsets_", {}).get(name) if name else None
+        return own if own is not None else predicted_offsets(d, self.imputed_eff.get(d.kind, {}))
 
     @property
     def version(self) -> str:

@@ -59,9 +59,9 @@ class _Booster:
                 "max_cat_to_onehot": 1, **objective}
 
     def _matrix(self, features: pd.DataFrame, label: np.ndarray | None = None,
-                weight: np.ndarray | None = None) -> xgb.DMatrix:
-        return xgb.DMatrix(encode(features, self.vocab_ or {}), label=label, weight=weight, enable_categorical=True,
-                           feature_names=list(FEATURES))
+                weight: np.ndarray | None = None, margin: np.ndarray | None = None) -> xgb.DMatrix:
+        return xgb.DMatrix(encode(features, self.vocab_ or {}), label=label, weight=weight, base_margin=margin,
+                           enable_categorical=True, feature_names=list(FEATURES))
 
     def _learn_vocab(self, features: pd.DataFrame) -> None:
         self.vocab_ = {name: sorted(features[name].astype(str).unique().tolist()) for name in CATEGORICAL}
@@ -72,6 +72,13 @@ class OpTimeModel(_Booster):
 
     The target is ``ln(time_s / (roofline_s + overhead_s))``; one booster predicts the 10/50/90 %
     quantiles (``reg:quantileerror``), so ``predict`` gives ordered intervals in seconds.
+
+    A GPU's own level is kept apart from the shape effects all GPUs share: its rows see no feature that tells
+    one GPU from another (:data:`~flopcast.predictor.featurize.GPU_IDENTITY_FEATURES` are hidden), and each GPU
+    of the training data gets two offsets of the log ratio (:data:`REGIMES`: compute-bound and memory-bound
+    ops), fitted as the median residual of its rows that are not launch-bound and added to the booster's margin
+    while it is refitted. A GPU the data does not hold is given offsets predicted from its spec sheet
+    (:mod:`flopcast.predictor.device_offsets`), so what the trees learned carries to it whole.
 
     Args:
         n_estimators: boosting rounds.
@@ -97,7 +104,7 @@ class OpTimeModel(_Booster):
         return {**super().get_params(), "quantiles": list(self.quantiles)}
 
     def fit(self, features: pd.DataFrame, time_s: np.ndarray, overhead_s: np.ndarray,
-            sample_weight: np.ndarray | None = None) -> OpTimeModel:
+            sample_weight: np.ndarray | None = None, devices: np.ndarray | None = None) -> OpTimeModel:
         """Fit on measured ops.
 
         Args:
@@ -105,6 +112,7 @@ class OpTimeModel(_Booster):
             time_s: measured time per op call, s (finite, > 0).
             overhead_s: launch overhead of each row's device, s.
             sample_weight: optional row weights (e.g. equalising hardware).
+            devices: each row's device name: a GPU's rows get its own offsets (``None``: no offsets).
 
         Returns:
             ``self``.
@@ -119,21 +127,48 @@ class OpTimeModel(_Booster):
             raise ValueError("op times must be finite and > 0 (filter untrusted rows first)")
         y = np.log(time_s / self.base_time_s(features, overhead_s))
         self._learn_vocab(features)
+        self.intercept_ = float(np.median(y))
+        self.offsets_: dict[str, list[float]] = {}
         params = self._params(objective="reg:quantileerror", quantile_alpha=np.array(self.quantiles))
-        self.booster_ = xgb.train(params, self._matrix(features, y, sample_weight), num_boost_round=self.n_estimators)
+        gpu = (features["hw_gpu"].to_numpy(float) > 0.5) & (devices is not None)
+        self.booster_ = xgb.train(params, self._matrix(features, y, sample_weight, self._margin(features)),
+                                  num_boost_round=self.n_estimators)
+        if gpu.any():  # each GPU's level apart from the shared shape effects, then the trees refitted around it
+            names = np.asarray(devices).astype(str)
+            resid = y - self.predict_log_ratio(features)[:, 1]
+            self.offsets_ = device_offsets(resid, names, gpu, features)
+            margin = self._margin(features, [self.offsets_.get(n) for n in names])
+            self.booster_ = xgb.train(params, self._matrix(features, y, sample_weight, margin),
+                                      num_boost_round=self.n_estimators)
+            pred = self.predict_log_ratio(features, [self.offsets_.get(n) for n in names])[:, 1]
+        else:
+            pred = self.predict_log_ratio(features)[:, 1]
         self.fallback_log_ratio_ = float(np.median(y))
         self.ranges_ = {k: [float(features[k].min()), float(features[k].max())] for k in EXTRAPOLATION_FEATURES}
-        pred = self.predict_log_ratio(features)[:, 1]
         self.train_metrics_ = {"rows": len(y), "median_abs_pct_error": _median_ape(np.exp(pred - y))}
         return self
+
+    def _margin(self, features: pd.DataFrame, offsets: Sequence[Sequence[float] | None] | None = None
+                ) -> np.ndarray:
+        """The booster's starting log ratio of each row: the intercept plus its device's offset for its regime."""
+        margin = np.full(len(features), getattr(self, "intercept_", 0.0))
+        if offsets is not None:
+            regime = regime_of(features)
+            margin = margin + np.array([o[r] if o is not None else 0.0 for o, r in zip(offsets, regime, strict=True)])
+        return np.repeat(margin[:, None], len(self.quantiles), axis=1)
 
     @staticmethod
     def base_time_s(features: pd.DataFrame, overhead_s: np.ndarray | float) -> np.ndarray:
         """The normaliser of the target: roofline time plus launch overhead, s."""
         return features["roofline_s"].to_numpy(float) + np.asarray(overhead_s, float)
 
-    def predict_log_ratio(self, features: pd.DataFrame) -> np.ndarray:
+    def predict_log_ratio(self, features: pd.DataFrame, offsets: Sequence[Sequence[float] | None] | None = None
+                          ) -> np.ndarray:
         """Predicted ``ln(time / base time)`` quantiles, shape ``(n, 3)``, sorted along each row.
+
+        Args:
+            features: featurized ops.
+            offsets: per row, its device's offsets (one per regime), or ``None`` (no offset).
 
         Raises:
             NotFittedError: before ``fit``.
@@ -141,17 +176,24 @@ class OpTimeModel(_Booster):
         check_fitted(self, "booster_")
         if len(features) == 0:
             return np.zeros((0, len(self.quantiles)))
-        raw = self.booster_.predict(self._matrix(features))
+        raw = self.booster_.predict(self._matrix(features, margin=self._margin(features, offsets)))
         raw = raw.reshape(len(features), -1)
         return np.sort(raw, axis=1)  # quantile crossing is rare but possible: keep p10 <= p50 <= p90
 
-    def predict(self, features: pd.DataFrame, overhead_s: np.ndarray | float) -> np.ndarray:
-        """Predicted time quantiles per op, s, shape ``(n, 3)``.
+    def predict(self, features: pd.DataFrame, overhead_s: np.ndarray | float,
+                offsets: Sequence[float] | None = None) -> np.ndarray:
+        """Predicted time quantiles per op of one device, s, shape ``(n, 3)``.
+
+        Args:
+            features: featurized ops.
+            overhead_s: the device's launch overhead, s.
+            offsets: the device's offsets (one per regime: its own, or predicted for a GPU without data).
 
         Raises:
             NotFittedError: before ``fit``.
         """
-        return self.base_time_s(features, overhead_s)[:, None] * np.exp(self.predict_log_ratio(features))
+        rows = None if offsets is None else [offsets] * len(features)
+        return self.base_time_s(features, overhead_s)[:, None] * np.exp(self.predict_log_ratio(features, rows))
 
     def known_categories(self) -> set[str]:
         """Op categories present in the training data.
@@ -166,12 +208,14 @@ class OpTimeModel(_Booster):
         """Learned state other than the booster (JSON-able)."""
         check_fitted(self, "booster_")
         return {"vocab": self.vocab_, "fallback_log_ratio": self.fallback_log_ratio_, "ranges": self.ranges_,
-                "train_metrics": self.train_metrics_}
+                "train_metrics": self.train_metrics_, "intercept": self.intercept_, "offsets": self.offsets_}
 
     def set_state(self, booster: xgb.Booster, state: Mapping[str, Any]) -> OpTimeModel:
         """Restore a fitted model from its booster and :meth:`state`."""
         self.booster_ = booster
         self.vocab_ = {k: list(v) for k, v in state["vocab"].items()}
+        self.intercept_ = float(state["intercept"])
+        self.offsets_ = {k: [float(x) for x in v] for k, v in state["offsets"].items()}
         self.fallback_log_ratio_ = float(state["fallback_log_ratio"])
         self.ranges_ = {k: list(v) for k, v in state["ranges"].items()}
         self.train_metrics_ = dict(state["train_metrics"])
@@ -231,6 +275,42 @@ class OpPowerModel(_Booster):
         self.vocab_ = {k: list(v) for k, v in state["vocab"].items()}
         self.train_metrics_ = dict(state["train_metrics"])
         return self
+
+
+REGIMES = ("compute", "memory")
+"""The two levels a GPU gets: ops bound by its FLOP/s (the roofline's compute time is the larger) and ops
+bound by its bandwidth; a GPU sustains a different share of each peak."""
+MIN_OFFSET_ROWS = 20
+"""Fewest rows of a GPU in a regime for an offset of that regime (fewer: the GPU's offset over all its rows)."""
+LAUNCH_BOUND_LOG10 = 1.0
+"""Rows whose roofline time is below 10^this launch overheads are launch-bound: they tell the host, not the
+GPU, so they fit no offset."""
+
+
+def regime_of(features: pd.DataFrame) -> np.ndarray:
+    """Each op's regime index in :data:`REGIMES`: 0 where compute time bounds its roofline, else 1."""
+    return np.where(features["bound_margin"].to_numpy(float) >= 0, 0, 1)
+
+
+def device_offsets(resid: np.ndarray, devices: np.ndarray, gpu: np.ndarray, features: pd.DataFrame
+                   ) -> dict[str, list[float]]:
+    """Median residual (ln units) of each GPU's rows per regime, from rows that are not launch-bound.
+
+    Args:
+        resid: ``ln`` target minus the offset-free prediction, per row.
+        devices: device name per row.
+        gpu: whether each row is a GPU's.
+        features: featurized rows (regime and launch-bound share).
+    """
+    regime = regime_of(features)
+    busy = features["log_roof_over_launch"].to_numpy(float) >= LAUNCH_BOUND_LOG10
+    out = {}
+    for name in np.unique(devices[gpu]):
+        mine = (devices == name) & busy
+        overall = float(np.median(resid[mine])) if mine.any() else 0.0
+        out[str(name)] = [float(np.median(resid[mine & (regime == r)])) if (mine & (regime == r)).sum()
+                          >= MIN_OFFSET_ROWS else overall for r in range(len(REGIMES))]
+    return out
 
 
 def _median_ape(ratio: np.ndarray) -> float:

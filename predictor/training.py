@@ -23,6 +23,7 @@ from flopcast.datasets.loader import Dataset, load_datasets, trusted_rows
 from flopcast.features.version import flopcast_version
 from flopcast.predictor.analysis_cache import StepAnalysis, zoo_step
 from flopcast.predictor.compose import compose, step_frame
+from flopcast.predictor.device_offsets import fit_offset_model
 from flopcast.predictor.featurize import HardwareView, analysis_device, featurize
 from flopcast.predictor.memory import MemoryModel
 from flopcast.predictor.model import CostModel
@@ -30,7 +31,6 @@ from flopcast.predictor.op_model import OpPowerModel, OpTimeModel
 from flopcast.predictor.op_rows import ROW_PRECISION, op_training_rows
 from flopcast.predictor.power import MEASURED_POWER_SOURCES, power_share_target, step_energy_base_j
 from flopcast.predictor.step_model import StepEnergyModel, StepTimeModel
-from flopcast.predictor.sustained import fit_share_model, measured_shares
 
 log = logging.getLogger(__name__)
 
@@ -99,33 +99,24 @@ def fitted_overhead_s(mb: pd.DataFrame, view: HardwareView) -> float:
     return float(np.median(mb["time_s"].to_numpy(float)[np.argsort(roofline)[:n]]))
 
 
-def gpu_shares(descs: dict[str, HardwareDescriptor], mb: pd.DataFrame) -> dict[str, dict[str, float]]:
-    """Measured sustained shares of every GPU with trusted op rows or measured ceilings (by name)."""
-    out = {}
-    for name, d in descs.items():
-        if d.kind == "gpu":
-            shares = measured_shares(mb[mb["hardware"] == name], d)
-            if any(np.isfinite(v) for v in shares.values()):
-                out[name] = shares
-    return out
+def imputed_efficiencies(descs: dict[str, HardwareDescriptor]) -> dict[str, dict[str, float]]:
+    """What a device never measured gets, per kind.
 
-
-def imputed_efficiencies(descs: dict[str, HardwareDescriptor], shares: dict[str, dict[str, float]] | None = None
-                         ) -> dict[str, dict[str, float]]:
-    """What a device never measured gets: per CPU kind, the median measured / spec peak (fp32) and bandwidth;
-    for GPUs, the spec-sheet model of the sustained shares fitted on the measured ones (:func:`fit_share_model`).
+    CPUs: the median measured / spec peak (fp32) and bandwidth. GPUs: none, a GPU is its spec sheet
+    (:func:`fit_op_stage` adds the spec-sheet model of GPU offsets).
 
     Bandwidth ratios keep the spec's meaning apart: ``bw`` over spec-sheet bandwidths (catalog, GPUs),
     ``bw_estimated`` over a probe's a-priori estimate (``extra['memory_bandwidth_estimated']``); a kind without
     a spec-sheet ratio borrows the median over every kind's (a catalog CPU must not get a probe's 3.75x).
     """
     out: dict[str, dict[str, float]] = {}
-    shares = gpu_shares(descs, pd.DataFrame(columns=["hardware"])) if shares is None else shares
-    views = {n: HardwareView.of(d, shares=shares.get(n)) for n, d in descs.items()}
+    views = {n: HardwareView.of(d) for n, d in descs.items()}
     sheet = [v.bw_eff for n, v in views.items() if not descs[n].extra.get("memory_bandwidth_estimated")]
+    sheet += [d.measured_bandwidth_bytes_per_s / d.memory_bandwidth_bytes_per_s for d in descs.values()
+              if d.kind == "gpu" and d.measured_bandwidth_bytes_per_s and d.memory_bandwidth_bytes_per_s]
     for kind in {d.kind for d in descs.values()}:
         if kind == "gpu":
-            out[kind] = fit_share_model([(descs[n], s) for n, s in (shares or {}).items()])
+            out[kind] = {}
             continue
         mine = [n for n, d in descs.items() if d.kind == kind]
         ratios = {"peak": [views[n].peak_eff.get("fp32", math.nan) for n in mine],
@@ -159,28 +150,27 @@ def fit_op_stage(ds: Dataset, config: FitConfig = FitConfig()) -> CostModel:
         FitError: without trusted microbenchmark rows.
     """
     descs = descriptors_of(ds)
-    every = op_training_rows(ds.microbench)
-    mb = spread_rows(every, config.max_rows_per_family)
-    shares = gpu_shares(descs, every)
-    eff = imputed_efficiencies(descs, shares)
+    mb = spread_rows(op_training_rows(ds.microbench), config.max_rows_per_family)
+    eff = imputed_efficiencies(descs)
     views = {}
     for name, d in descs.items():
-        base = HardwareView.of(d, None, eff.get(d.kind, {}), shares.get(name))
+        base = HardwareView.of(d, None, eff.get(d.kind, {}))
         rows = mb[mb["hardware"] == name]
-        views[name] = HardwareView.of(d, fitted_overhead_s(rows, base) if len(rows) else None, eff.get(d.kind, {}),
-                                      shares.get(name))
+        views[name] = HardwareView.of(d, fitted_overhead_s(rows, base) if len(rows) else None, eff.get(d.kind, {}))
     for kind, e in eff.items():  # a device without rows: its kind's fitted overheads (measured, not a typed prior)
         fitted = [v.launch_overhead_s for n, v in views.items() if descs[n].kind == kind and n in set(mb["hardware"])]
         e.update({"launch_overhead_s": float(np.median(fitted))} if fitted else {})
     features, overheads, weights = op_training_frame(mb, views)
     op_time = OpTimeModel(n_estimators=config.n_estimators, **config.op_model_params)
-    op_time.fit(features, mb.loc[features.index, "time_s"].to_numpy(float), overheads, weights)
+    op_time.fit(features, mb.loc[features.index, "time_s"].to_numpy(float), overheads, weights,
+                mb.loc[features.index, "hardware"].astype(str).to_numpy())
+    if "gpu" in eff:  # what a GPU without rows gets: offsets predicted from its spec sheet
+        eff["gpu"].update(fit_offset_model([(descs[n], o) for n, o in op_time.offsets_.items() if n in descs]))
     op_power = _fit_power(mb, features, descs)
     model = CostModel(op_time, op_power, StepTimeModel(), StepEnergyModel(), MemoryModel(), imputed_eff=eff)
     model.hardware = {name: {"descriptor": ds.descriptors[name], "overhead_s": views[name].launch_overhead_s,
                              "op_rows": int((mb["hardware"] == name).sum()), "step_rows": 0,
-                             "energy_source": "none", **({"shares": shares[name]} if name in shares else {})}
-                      for name in descs}
+                             "energy_source": "none"} for name in descs}
     model.info = {"dataset_version": ds.version, "checksums": ds.checksums, "flopcast_version": flopcast_version(),
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
                   "metrics": {"op_time": op_time.train_metrics_,

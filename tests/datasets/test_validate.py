@@ -66,11 +66,13 @@ def test_a_rows_peak_is_its_dtypes_as_microbenchmarks_run_it():
     # a microbenchmark runs TF32 exactly when its dtype says tf32: a float32 conv row is strict fp32
     rows = pd.DataFrame({"dtype": ["float32", "tf32", "float32", "float32"],
                          "category": ["conv", "conv", "matmul", "conv"], "hw_kind": ["gpu", "gpu", "gpu", "cpu"],
-                         "hw_peak_fp32": [6.7e13, 6.7e13, 6.7e13, 2e12], "hw_peak_tf32": [4.9e14, 4.9e14, 4.9e14, np.nan],
+                         "hw_peak_fp32": [6.7e13, 6.7e13, 6.7e13, 2e12],
+                         "hw_peak_tf32": [4.9e14, 4.9e14, 4.9e14, np.nan],
                          "hardware": ["g", "g", "g", "c"]})
     assert list(row_peak_flops_per_s(rows)) == [6.7e13, 4.9e14, 6.7e13, 2e12]
     # Winograd convolutions multiply less than the direct FLOP count: conv rows get 4x more room
-    np.testing.assert_allclose(allowed_flops_per_s(rows), [1.1 * 4 * 6.7e13, 1.1 * 4 * 4.9e14, 1.1 * 6.7e13, 1.1 * 4 * 2e12])
+    np.testing.assert_allclose(allowed_flops_per_s(rows),
+                               [1.1 * 4 * 6.7e13, 1.1 * 4 * 4.9e14, 1.1 * 6.7e13, 1.1 * 4 * 2e12])
 
 
 def test_dispatch_bound_rows_are_judged_by_their_work_not_their_time(ds):

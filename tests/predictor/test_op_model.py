@@ -29,7 +29,8 @@ def test_featurize_is_deterministic_and_complete(gpu):
 def test_gemm_waves_count_blocks_of_the_output():
     from flopcast.predictor.featurize import gemm_wave_efficiency
 
-    out = pd.DataFrame({"out_batch": [1.0, 1.0, 4.0], "out_rows": [256.0, 129.0, 128.0], "out_cols": [256.0, 128.0, 128.0]})
+    out = pd.DataFrame({"out_batch": [1.0, 1.0, 4.0], "out_rows": [256.0, 129.0, 128.0],
+                        "out_cols": [256.0, 128.0, 128.0]})
     # 2 x 2 = 4 blocks on 8 SMs: half busy; 2 x 1 = 2 blocks: a quarter; 4 x 1 x 1 = 4 blocks: half
     np.testing.assert_allclose(gemm_wave_efficiency(out, 128, 8.0), [0.5, 0.25, 0.5])
     # 9 blocks on 8 SMs: two waves, the second nearly empty
@@ -127,3 +128,47 @@ def test_an_unseen_op_name_takes_its_categorys_trained_kernel():
     mapped = in_vocabulary_op(ops, vocab, category, pd.Series([2, 1, 1, 1, 1, 1]))
     # binary -> mul, casts -> copy, pooling -> sum; unary element-wise or no stand-in: unchanged (missing)
     assert mapped.tolist() == ["aten.mul", "aten.neg", "aten.copy_", "aten.sum", "aten.mystery", "aten._softmax"]
+
+
+def test_each_gpu_gets_its_own_level_and_the_trees_learn_what_gpus_share(gpu):
+    from flopcast.calibration.descriptor import HardwareDescriptor
+
+    # two GPUs with one shape law: the second runs every op at half the first's efficiency
+    slow = HardwareDescriptor.from_dict({**DEVICES["test-gpu"], "name": "slow-gpu", "tdp_w": 300.0})
+    rows = op_rows(400)
+    fast_t, slow_t = true_time_s(rows, DEVICES["test-gpu"]), true_time_s(rows, DEVICES["test-gpu"]) * 2
+    views = [gpu, HardwareView.of(slow)]
+    f = pd.concat([featurize(rows, v) for v in views], ignore_index=True)
+    times = np.concatenate([fast_t, slow_t])
+    devices = np.array(["test-gpu"] * len(rows) + ["slow-gpu"] * len(rows))
+    model = OpTimeModel(n_estimators=150).fit(f, times, gpu.launch_overhead_s, devices=devices)
+    gap = np.array(model.offsets_["slow-gpu"]) - np.array(model.offsets_["test-gpu"])
+    busy = f["log_roof_over_launch"].iloc[: len(rows)] > 1
+    assert np.all(np.abs(gap - np.log(2)) < 0.15)  # each regime's offset holds the factor 2
+    for name, t in (("test-gpu", fast_t), ("slow-gpu", slow_t)):
+        q = model.predict(featurize(rows, gpu), gpu.launch_overhead_s, model.offsets_[name])
+        assert np.median(np.abs(q[busy.to_numpy(), 1] / t[busy.to_numpy()] - 1)) < 0.1
+
+
+def test_gpu_identity_features_are_hidden_on_gpu_rows_only(gpu):
+    from flopcast.predictor.featurize import GPU_IDENTITY_FEATURES, encode
+
+    cpu = HardwareView.of(HardwareDescriptor.from_dict(DEVICES["test-cpu"]))
+    x = encode(pd.concat([featurize(op_rows(4), gpu), featurize(op_rows(4), cpu)], ignore_index=True), {})
+    assert x.loc[:3, list(GPU_IDENTITY_FEATURES)].isna().all().all()
+    assert x.loc[4:, ["hw_log_peak", "hw_log_bw", "hw_log_clock"]].notna().all().all()
+
+
+def test_a_gpu_without_rows_takes_the_offsets_of_its_silicon_else_its_spec_sheets():
+    from flopcast.calibration.catalog import get_hardware
+    from flopcast.predictor.device_offsets import fit_offset_model, predicted_offsets, silicon_key
+
+    trained = [(get_hardware("h200"), [0.3, 0.1]), (get_hardware("t4"), [0.7, 0.3]),
+               (get_hardware("v100-pcie-32gb"), [0.1, 0.1]), (get_hardware("a100-pcie-40gb"), [0.2, 0.2])]
+    model = fit_offset_model(trained)
+    assert silicon_key(get_hardware("h100-sxm")) == silicon_key(get_hardware("h200"))  # one GH100 at one clock
+    h100 = predicted_offsets(get_hardware("h100-sxm"), model)
+    assert h100 == [0.3, pytest.approx(0.15)]  # its silicon's compute offset; memory (HBM3, not HBM3e): the median
+    l4 = predicted_offsets(get_hardware("l4"), model)  # no silicon like it: the base / boost fit
+    assert l4[0] > 0.2 and l4[1] == pytest.approx(0.15)  # closer to the throttled T4 (base / boost 0.37) than to a V100
+    assert predicted_offsets(get_hardware("cpu"), model) is None

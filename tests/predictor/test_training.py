@@ -83,7 +83,7 @@ def test_imputed_bandwidth_efficiency_keeps_the_specs_meaning_apart():
     descs = {"gpu": device("gpu", "gpu", 4.8e12, 4.2e12, False),  # 0.875 of the spec sheet
              "vm": device("vm", "cpu", 1e10, 4e10, True)}  # 4x a probe's a-priori guess
     eff = imputed_efficiencies(descs)
-    assert eff["cpu"]["bw_estimated"] == 4.0 and eff["cpu"]["bw"] == eff["gpu"]["bandwidth"] == 0.875
+    assert eff["cpu"]["bw_estimated"] == 4.0 and eff["cpu"]["bw"] == 0.875  # the GPU's sheet ratio, borrowed
     catalog_cpu = get_hardware("cpu-epyc-genoa-32c")  # a spec-sheet bandwidth: the sheet's ratio, not 4x
     assert HardwareView.of(catalog_cpu, imputed_eff=eff["cpu"]).bw_eff == 0.875
     probed = device("local-cpu", "cpu", 1e10, None, True)
