@@ -89,7 +89,8 @@ def run_predict(args: argparse.Namespace) -> int:
         config = predict_config_from_args(args)
         model = load_model(config.model_dir)
         analyses, predictions = predict(config, model, analyse=prefetch.analyse)
-    version = model.version if config.calibration is None else f"{model.version}, calibrated on {config.calibration}"
+    sources = sorted({str(p.extra["calibration"]) for p in predictions if p.extra.get("calibration")})
+    version = f"{model.version}, calibrated on {', '.join(sources)}" if sources else model.version
     records = prediction_records(config, analyses, predictions, version)
     for r in records:
         if r["extrapolated"]:

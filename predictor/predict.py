@@ -56,6 +56,7 @@ class PredictConfig:
         region: grid country for CO2 (ISO 3166 alpha-3 or alpha-2; ``None``: world average).
         pue: data-centre power usage effectiveness (facility energy / IT energy).
         max_batch: also search the largest batch size that fits in memory.
+        use_store: without ``calibration``, take ``local``'s campaign from the per-user calibration store.
     """
 
     analysis: AnalyzeConfig
@@ -67,6 +68,7 @@ class PredictConfig:
     region: str | None = None
     pue: float = 1.0
     max_batch: bool = False
+    use_store: bool = True
 
     def __post_init__(self) -> None:
         if self.pue < 1.0:
@@ -298,11 +300,7 @@ def predict(config: PredictConfig, model: CostModel, analyse: Callable[[AnalyzeC
     Returns:
         The analyses by device kind (``cuda``/``cpu``) and one prediction per device, in the given order.
     """
-    calibration = None
-    if config.calibration is not None:
-        from flopcast.predictor.calibrated import calibrate_model
-
-        model, calibration = calibrate_model(model, config.calibration)
+    model, calibration, source = calibrated_for(config, model)
     devices = [resolve_hardware(h, calibration) for h in config.hardware]
     analyses: dict[str, Analysis] = {}
     out = []
@@ -325,5 +323,26 @@ def predict(config: PredictConfig, model: CostModel, analyse: Callable[[AnalyzeC
             name = model.trained_name(d) or d.name
             extra["max_batch_size"] = predict_max_batch(model, d, name, at, config.analysis.batch_size,
                                                         a.peak_memory_bytes)
+        if calibration is not None and d is calibration:
+            extra["calibration"] = str(source)
         out.append(replace(p, extra=extra))
     return analyses, out
+
+
+def calibrated_for(config: PredictConfig, model: CostModel) -> tuple[CostModel, HardwareDescriptor | None, Path | None]:
+    """The model calibrated for the campaign ``predict`` uses, the campaign's descriptor and its folder.
+
+    ``--calibration DIR`` when given (its errors are the user's to see); else, when ``--hardware`` names
+    ``local`` and ``config.use_store``, this machine's campaign from the per-user store (``flopcast
+    calibrate`` files it there; an unusable one is one warning line and no calibration); else none.
+    """
+    if config.calibration is not None:
+        from flopcast.predictor.calibrated import calibrate_model
+
+        return (*calibrate_model(model, config.calibration), config.calibration)
+    if not config.use_store or not any(h.strip().lower() == "local" for h in config.hardware):
+        return model, None, None
+    from flopcast.calibration.probe import probe_local
+    from flopcast.predictor.calibrated import calibrate_from_store
+
+    return calibrate_from_store(model, probe_local()[0])
