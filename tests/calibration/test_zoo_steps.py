@@ -58,3 +58,22 @@ def test_oom_becomes_a_row_with_its_reason(monkeypatch):
     assert not row["trusted"] and row["reason"].startswith("out of memory")
     assert math.isnan(row["time_s"]) and set(MEASURED_COLUMNS) <= set(row)
     assert row["flops"] is not None  # the analysis of the config is still there
+
+
+PROFILED = """
+import torch
+from flopcast.calibration.zoo_steps import cpu_peak_memory_bytes
+print(cpu_peak_memory_bytes(lambda: torch.ones(1 << 20) + 1))
+print(cpu_peak_memory_bytes(lambda: torch.ones(1 << 20) + 1))
+"""
+
+
+def test_the_profiler_prints_no_usdt_or_stage_lines():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "KINETO_LOG_LEVEL"}  # as a user's shell has it
+    out = subprocess.run([sys.executable, "-c", PROFILED], capture_output=True, text=True, env=env, check=True)
+    assert out.stderr == "", out.stderr  # kineto wrote `USDT: ... profiler_start` here at every profile
+    assert [int(x) >= 4 << 20 for x in out.stdout.split()] == [True, True]
