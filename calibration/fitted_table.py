@@ -76,17 +76,15 @@ class Layout:
         """The rich table, its column widths chosen here.
 
         Each column is as wide as its longest line or, where the terminal is narrower, as wide as can be
-        shared out with no column below its longest word (the columns with the most slack give first).
+        shared out with no column below its longest word (the widest columns give first, as rich does).
         """
         ranges = self.ranges(console)
         widths = [hi for _, hi in ranges]
-        excess = sum(widths) + len(widths) + 1 - console.width
-        for i in sorted(range(len(widths)), key=lambda i: ranges[i][0] - ranges[i][1]):  # most slack first
-            if excess <= 0:
+        for _ in range(sum(widths) + len(widths) + 1 - console.width):  # one character at a time
+            slack = [i for i, w in enumerate(widths) if w > ranges[i][0]]
+            if not slack:
                 break
-            take = min(excess, widths[i] - ranges[i][0])
-            widths[i] -= take
-            excess -= take
+            widths[max(slack, key=lambda i: widths[i])] -= 1  # from the widest column that can give
         table = Table(title=self.title, caption=self.caption)
         for header, right, width in zip(self.headers, self.right, widths, strict=True):
             table.add_column(header, justify="right" if right else "left", width=max(width - PADDING, 1),

@@ -189,3 +189,14 @@ def test_calibration_dir_overrides_the_store(files, gpu_only_dir, this_machine, 
     out = json.loads(capsys.readouterr().out)
     assert out["calibrated"] is True and out["calibration"] == str(folder)
     assert not [r for r in caplog.records if "stored calibration" in r.getMessage()]
+
+
+def test_the_prediction_table_never_cuts_a_device_name(files, model_dir, capsys, monkeypatch):
+    long = dict(DEVICES["test-cpu"], name="local-cpu-intel-r-xeon-r-processor-887cb3")
+    (files / "long.json").write_text(json.dumps(long))
+    monkeypatch.setenv("COLUMNS", "80")
+    devices = f"{files / 'test-gpu.json'},h100,{files / 'long.json'}"
+    assert _predict(files, model_dir, "--hardware", devices) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out and max(map(len, out.splitlines())) <= 80
+    assert "local-cpu-intel-r-xeon-r-processor-887cb3" in out and "h100-sxm" in out
