@@ -159,6 +159,11 @@ def _referenced_frameworks(fn: Any, depth: int = FOLLOW_DEPTH, seen: set[int] | 
     return found
 
 
+def _file_frameworks(fn: Any) -> set[str]:
+    """Frameworks of everything the factory's file holds at module level: where its own code names none."""
+    return {f for f in map(_framework_of, getattr(fn, "__globals__", {}).values()) if f is not None}
+
+
 def _build_on_meta(fn: Any) -> Any:
     """Call a factory whose framework its code does not tell, under torch's meta device.
 
@@ -191,8 +196,9 @@ def detect_framework(target_path: str, obj: object | None) -> str:
         ``"torch"``, ``"numpy"``, ``"tf"`` or ``"onnx"``. A torch module (or a factory returning one)
         is ``torch``; a Keras model, ``tf.Module`` or ``tf.function`` (or a factory returning one) is
         ``tf``; any other plain function is ``numpy``. A factory is classified by what its code names
-        (classes by their base classes, helpers followed); only when that does not tell, it is called,
-        under torch's meta device, so a PyTorch model is never built with real weights.
+        (classes by their base classes, helpers followed), else by the frameworks its file holds; only when
+        neither tells, it is called, under torch's meta device, so a PyTorch model is never built with real
+        weights.
 
     Raises:
         FrontendError: if ``obj`` is neither callable nor a model.
@@ -206,7 +212,7 @@ def detect_framework(target_path: str, obj: object | None) -> str:
     if not callable(obj):
         raise FrontendError(f"{target_path}: {type(obj).__name__} is not a model or a function")
     if _is_factory(obj):
-        refs = _referenced_frameworks(obj)
+        refs = _referenced_frameworks(obj) or _file_frameworks(obj)
         if len(refs) == 1:
             return refs.pop()
         try:

@@ -69,11 +69,24 @@ def test_plain_helpers_are_followed_without_a_call(hugelib):
     assert detect_framework("m.py", outer) == "torch" and hugelib.BUILT == []
 
 
-def test_a_factory_whose_code_does_not_tell_is_built_on_the_meta_device_only(hugelib):
-    def build():
-        return getattr(importlib.import_module("hugelib"), "H" + "uge")()
+def test_a_factory_whose_code_and_file_do_not_tell_is_built_on_the_meta_device_only(hugelib, tmp_path):
+    (tmp_path / "dynamic.py").write_text(textwrap.dedent('''
+        import importlib
 
-    assert detect_framework("m.py", build) == "torch" and hugelib.BUILT == ["meta"]
+
+        def build():
+            return getattr(importlib.import_module("hugelib"), "H" + "uge")()
+    '''))
+    build = importlib.import_module("dynamic").build
+    assert detect_framework("dynamic.py", build) == "torch" and hugelib.BUILT == ["meta"]
+    sys.modules.pop("dynamic", None)
+
+
+def test_a_factory_naming_nothing_takes_the_framework_its_file_imports():
+    def build():
+        return 42  # this test file imports torch (and nothing else of a framework)
+
+    assert detect_framework("m.py", build) == "torch"
 
 
 def test_a_hugging_face_class_is_torch_by_ancestry(monkeypatch):
