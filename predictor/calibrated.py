@@ -121,8 +121,8 @@ def calibrate_from_store(model: CostModel, local: HardwareDescriptor,
         return model, None, None
     try:
         calibrated, d = calibrate_model(model, entry.path, analyse, training)
-    except (ValueError, OSError) as e:  # DatasetError, FitError, pyarrow's errors: a corrupt or stale copy
-        reason = " ".join(str(e).split()) or type(e).__name__
+    except Exception as e:  # a copy damaged in any way (DatasetError, FitError, pyarrow's, pandas' errors)
+        reason = f"{type(e).__name__}: {' '.join(str(e).split())}"  # said, with its type: a bug stays visible
         log.warning("flopcast: warning: ignoring this machine's stored calibration in %s: %s; predicting it as "
                     "uncalibrated (rerun `flopcast calibrate` to replace it)", entry.path, reason)
         return model, None, None
