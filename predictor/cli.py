@@ -10,8 +10,8 @@ from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from flopcast.calibration.fitted_table import Layout
 from flopcast.features.cli import add_target_arguments, analysis_summary, config_from_args, run_scale
 from flopcast.features.report import describe_step, si
 
@@ -104,7 +104,8 @@ def run_predict(args: argparse.Namespace) -> int:
         config = predict_config_from_args(args)
         model = load_model(config.model_dir)
         analyses, predictions = predict(config, model, analyse=prefetch.analyse)
-    version = model.version if config.calibration is None else f"{model.version}, calibrated on {config.calibration}"
+    sources = sorted({str(p.extra["calibration"]) for p in predictions if p.extra.get("calibration")})
+    version = f"{model.version}, calibrated on {', '.join(sources)}" if sources else model.version
     records = prediction_records(config, analyses, predictions, version)
     for r in records:
         if r["extrapolated"]:
@@ -141,10 +142,7 @@ def render(records: list[dict[str, Any]], console: Console) -> None:
     console.print(f"[bold]{r0['target']}[/bold]  {r0['mode']} step, batch {r0['batch_size']}, {r0['precision']}"
                   f"{', ' + how if how else ''}: {si(r0['flops'], 'FLOP')}, {si(r0['bytes_accessed'], 'B')} "
                   f"accessed, {si(r0['params'])} params")
-    table = Table(title=f"predicted (median [10 %, 90 %]), model {r0['model_version']}", title_justify="left")
-    table.add_column("")
-    for r in records:
-        table.add_column(r["hardware"] + (" *" if r["extrapolated"] else ""), justify="right")
+    headers = ("", *(r["hardware"] + (" *" if r["extrapolated"] else "") for r in records))
     rows: list[tuple[str, Any]] = [
         ("step time", lambda r: _interval(r, "step_time_s", "s")),
         ("step energy", lambda r: _interval(r, "step_energy_j", "J")),
@@ -162,8 +160,10 @@ def render(records: list[dict[str, Any]], console: Console) -> None:
     if "max_batch_size" in r0:
         rows.append(("max batch size", lambda r: "unknown" if r["max_batch_size"] is None
                      else str(r["max_batch_size"])))
-    for label, cell in rows:
-        table.add_row(label, *(cell(r) for r in records))
+    cells = tuple((label, *(cell(r) for r in records)) for label, cell in rows)
+    title = f"predicted (median [10 %, 90 %]), model {r0['model_version']}"
+    table = Layout(title, None, headers, (False, *(True for _ in records)), cells).table(console)  # names never cut
+    table.title_justify = "left"
     console.print(table)
     if any(r["extrapolated"] for r in records):
         console.print("* extrapolated: outside the training range")
