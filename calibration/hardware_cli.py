@@ -7,6 +7,7 @@ subclasses with one clear message, which the top-level CLI prints as one line (e
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +22,7 @@ from flopcast.calibration.fitted_table import Column, fitted, layouts
 from flopcast.calibration.identity import same_device
 from flopcast.calibration.probe import probe_local
 from flopcast.calibration.user_store import StoredCalibration, calibrations_dir, list_calibrations
+from flopcast.datasets.releases import released_devices
 
 TERA = 1e12
 GIB = 2**30
@@ -63,16 +65,34 @@ CATALOG_COLUMNS: tuple[Column[HardwareDescriptor], ...] = (
     Column("mem GiB", _tib, numeric=True),
     Column("TDP W", lambda d: f"{d.tdp_w:.0f}" if d.tdp_w else "-", numeric=True),
 )
-CATALOG_DROP_ORDER = ("fp8 TF/s", "TDP W", "bf16 TF/s", "BW TB/s", "kind", "mem GiB", "fp32 TF/s")
+CATALOG_DROP_ORDER = ("fp8 TF/s", "TDP W", "bf16 TF/s", "BW TB/s", "kind", "mem GiB", "fp32 TF/s", "data")
 """Columns left out, in this order, where the table does not fit the terminal (names never are)."""
 
 
+def data_column() -> Column[HardwareDescriptor]:
+    """Whether the released data measured a device (and who: a flopcast campaign or an imported public one) or
+    the shipped model prices it from its spec sheet alone.
+    """
+    released = {d.name: d for d in released_devices().values()}
+    by_vendor = {str(json.loads((d.folder / "descriptor.json").read_text()).get("vendor_name", "")): d
+                 for d in released.values()}
+
+    def cell(d: HardwareDescriptor) -> str:
+        r = released.get(d.name) or (by_vendor.get(d.vendor_name) if d.vendor_name else None)
+        return r.describe() if r else "spec sheet"
+
+    return Column("data", cell)
+
+
 def hardware_table(descriptors: list[HardwareDescriptor], title: str, console: Console) -> Table:
-    """One row per device: kind, vendor name, dense peaks (TFLOP/s), bandwidth (TB/s), memory (GiB), TDP.
+    """One row per device: kind, vendor name, peaks (TFLOP/s), bandwidth (TB/s), memory (GiB), TDP, data.
+
+    Dense peaks; ``data``: what the shipped model knows of it (measured, by whom, or the spec sheet alone).
 
     Laid out for ``console``'s width without ever cutting a name (:mod:`flopcast.calibration.fitted_table`).
     """
-    return fitted(console, layouts(title, descriptors, CATALOG_COLUMNS, "vendor name", CATALOG_DROP_ORDER))
+    columns = (*CATALOG_COLUMNS, data_column())
+    return fitted(console, layouts(title, descriptors, columns, "vendor name", CATALOG_DROP_ORDER))
 
 
 STORE_COLUMNS: tuple[Column[tuple[StoredCalibration, bool]], ...] = (

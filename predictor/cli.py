@@ -135,6 +135,15 @@ def _interval(r: dict[str, Any], key: str, unit: str) -> str:
     return f"{f(r[key])} [{f(r[key + '_p10'])}, {f(r[key + '_p90'])}]"
 
 
+def calibrated_cell(r: dict[str, Any]) -> str:
+    """Whether the model has measurements of the device, as what, and whose (the spec sheet alone: no)."""
+    if not r["calibrated"]:
+        return "no: spec sheet (wider intervals)"
+    text = "yes" if r.get("calibrated_as") in (None, r["hardware"]) else f"yes, as {r['calibrated_as']}"
+    by = r.get("measured_by")
+    return f"{text}, measured by {by}" if by and by != "flopcast" else text
+
+
 def render(records: list[dict[str, Any]], console: Console) -> None:
     """Print predictions as one table (a column per device) plus notes."""
     r0 = records[0]
@@ -149,8 +158,7 @@ def render(records: list[dict[str, Any]], console: Console) -> None:
         ("peak memory", lambda r: "not estimated" if r["peak_memory_bytes"] is None else
          f"{si(r['peak_memory_bytes'], 'B', 1024)} of {si(r['memory_bytes'], 'B', 1024)}"),
         ("fits", lambda r: "unknown" if r["fits"] is None else "yes" if r["fits"] else "[red]no[/red]"),
-        ("calibrated", lambda r: ("yes" if r.get("calibrated_as") in (None, r["hardware"]) else
-                                  f"yes, as {r['calibrated_as']}") if r["calibrated"] else "no (wider intervals)"),
+        ("calibrated", calibrated_cell),
     ]
     if "run_time_s" in r0:
         rows += [("run steps", lambda r: str(r["steps"])),

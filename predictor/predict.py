@@ -91,6 +91,8 @@ class Prediction:
         calibrated: whether the model has measurements of this device.
         calibrated_as: the measured device whose stages priced it (``None``: none; differs from ``hardware``
             where a probed CPU matched a released one of another name, e.g. ``local-cpu-amd-epyc-zen4``).
+        measured_by: who measured the device the model was trained on (``flopcast`` or an imported public
+            source such as ``NeuSight (external)``; ``None``: not measured, priced from its spec sheet).
         extrapolated: whether the step or device lies outside the training range.
         step_time_s: median step time and its 10 / 90 % quantiles, s.
         step_energy_j: median step energy and its 10 / 90 % quantiles, J.
@@ -118,6 +120,7 @@ class Prediction:
     notes: tuple[str, ...] = ()
     energy_source: str = "prior"
     calibrated_as: str | None = None
+    measured_by: str | None = None
     workspace_bytes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -126,7 +129,7 @@ class Prediction:
         t, e, c = self.step_time_s, self.step_energy_j, self.composed
         return {
             "hardware": self.hardware, "device_kind": self.kind, "calibrated": self.calibrated,
-            "calibrated_as": self.calibrated_as, "extrapolated": self.extrapolated,
+            "calibrated_as": self.calibrated_as, "measured_by": self.measured_by, "extrapolated": self.extrapolated,
             "step_time_s": t[1], "step_time_s_p10": t[0], "step_time_s_p90": t[2],
             "step_energy_j": e[1], "step_energy_j_p10": e[0], "step_energy_j_p90": e[2],
             "avg_power_w": e[1] / t[1] if t[1] > 0 else None, "energy_source": self.energy_source,
@@ -218,8 +221,16 @@ def predict_on(model: CostModel, step: StepAnalysis, d: HardwareDescriptor, prec
         peak_memory_bytes=peak, memory_bytes=int(d.memory_bytes),
         fits=fits_in_memory(peak, d.memory_bytes, d.kind) if peak is not None else None,
         composed=c, notes=tuple(notes), energy_source=source, calibrated_as=trained if calibrated else None,
+        measured_by=measured_by(model, trained) if calibrated else None,
         workspace_bytes=workspace,
     )
+
+
+def measured_by(model: CostModel, trained: str | None) -> str | None:
+    """Who measured a trained device: an imported source its descriptor names, else ``flopcast``."""
+    if trained is None or trained not in model.hardware:
+        return None
+    return str((model.hardware[trained]["descriptor"].get("extra") or {}).get("measured_by") or "flopcast")
 
 
 def run_totals(p: Prediction, batch_size: int, dataset_size: int, epochs: int, region: str | None,

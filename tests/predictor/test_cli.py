@@ -151,7 +151,8 @@ def this_machine(tmp_path, monkeypatch):
 def _plain_local(files, model_dir, capsys):
     code = _predict(files, model_dir, "--hardware", "local", "--json")
     captured = capsys.readouterr()
-    return code, json.loads(captured.out), captured.err
+    (record,) = json.loads(captured.out)  # --json: a list, one object per device
+    return code, record, captured.err
 
 
 def test_a_plain_predict_uses_the_campaign_calibrate_filed_from_another_directory(files, gpu_only_dir, this_machine,
@@ -196,7 +197,7 @@ def test_calibration_dir_overrides_the_store(files, gpu_only_dir, this_machine, 
     folder = write_folder(this_machine / "explicit", "test-cpu", n_ops=40)
     with caplog.at_level(logging.WARNING):
         assert _predict(files, gpu_only_dir, "--hardware", "local", "--calibration", str(folder), "--json") == 0
-    out = json.loads(capsys.readouterr().out)
+    (out,) = json.loads(capsys.readouterr().out)
     assert out["calibrated"] is True and out["calibration"] == str(folder)
     assert not [r for r in caplog.records if "stored calibration" in r.getMessage()]
 

@@ -53,6 +53,21 @@ def test_a_device_matched_under_another_name_says_which_it_was_priced_as(model):
     assert not other.calibrated and other.calibrated_as is None
 
 
+def test_a_prediction_says_who_measured_its_device(model):
+    from flopcast.predictor.cli import calibrated_cell
+
+    step = synthetic_analyse("b2", 4, "train", "fp32", "adamw", "cuda")
+    imported = copy.copy(model)
+    imported.hardware = copy.deepcopy(model.hardware)
+    imported.hardware["test-gpu"]["descriptor"]["extra"] = {"measured_by": "NeuSight (external)"}
+    own, theirs = predict_on(model, step, GPU, "fp32", "train"), predict_on(imported, step, GPU, "fp32", "train")
+    spec = predict_on(model, step, replace(GPU, name="other-gpu"), "fp32", "train")
+    assert (own.measured_by, theirs.measured_by, spec.measured_by) == ("flopcast", "NeuSight (external)", None)
+    assert calibrated_cell(own.to_dict()) == "yes"
+    assert calibrated_cell(theirs.to_dict()) == "yes, measured by NeuSight (external)"
+    assert calibrated_cell(spec.to_dict()) == "no: spec sheet (wider intervals)"
+
+
 def test_widen_keeps_the_median():
     lo, mid, hi = widen((1.0, 2.0, 3.0))
     assert mid == 2.0 and lo < 1.0 and hi > 3.0
