@@ -70,8 +70,10 @@ CATALOG_DROP_ORDER = ("fp8 TF/s", "TDP W", "bf16 TF/s", "BW TB/s", "kind", "mem 
 
 
 def data_column() -> Column[HardwareDescriptor]:
-    """Whether the released data measured a device (and who: a flopcast campaign or an imported public one) or
-    the shipped model prices it from its spec sheet alone.
+    """The ``data`` column: what the released data holds of a device.
+
+    Measured (by a flopcast campaign or an imported public one, with its row counts), or ``spec sheet``: the
+    shipped model prices it from its spec sheet alone.
     """
     released = {d.name: d for d in released_devices().values()}
     by_vendor = {str(json.loads((d.folder / "descriptor.json").read_text()).get("vendor_name", "")): d
