@@ -26,6 +26,7 @@ from flopcast.predictor.compose import ComposedStep, compose, step_frame
 from flopcast.predictor.featurize import analysis_device
 from flopcast.predictor.memory import CONTEXT_BYTES, fits_in_memory
 from flopcast.predictor.model import CostModel
+from flopcast.predictor.physical import is_physical, predict_physical
 from flopcast.predictor.power import energy_with_time_spread, power_bounded_j, step_energy_base_j
 
 log = logging.getLogger(__name__)
@@ -181,6 +182,8 @@ def predict_on(model: CostModel, step: StepAnalysis, d: HardwareDescriptor, prec
         mode: train or infer.
         calibrated: override of whether the device counts as calibrated (default: trained on it).
     """
+    if is_physical(d):  # a hypothetical device: the physical model (predictor/physical.py), never calibrated
+        return predict_physical(model, step, d)
     trained = model.trained_name(d)
     calibrated = trained is not None if calibrated is None else calibrated
     name = trained or d.name
@@ -327,5 +330,5 @@ def predict(config: PredictConfig, model: CostModel, analyse: Callable[[AnalyzeC
             name = model.trained_name(d) or d.name
             extra["max_batch_size"] = predict_max_batch(model, d, name, at, config.analysis.batch_size,
                                                         a.peak_memory_bytes)
-        out.append(replace(p, extra=extra))
+        out.append(replace(p, extra={**p.extra, **extra}))
     return analyses, out
