@@ -92,7 +92,7 @@ def predict_config_from_args(args: argparse.Namespace) -> Any:
         analysis=config_from_args(args, "cuda"),
         hardware=hardware_names(args.hardware),
         calibration=args.calibration, model_dir=args.model, dataset_size=dataset_size, epochs=epochs,
-        region=args.region, pue=args.pue, max_batch=args.max_batch,
+        region=args.region, pue=args.pue, max_batch=getattr(args, "max_batch", False),
     )
 
 
