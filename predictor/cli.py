@@ -40,12 +40,13 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     f.set_defaults(func=run_fit)
 
 
-def add_prediction_arguments(p: argparse.ArgumentParser, hardware: bool = True) -> None:
+def add_prediction_arguments(p: argparse.ArgumentParser, hardware: bool = True, calibration: bool = True) -> None:
     """Arguments of every command that predicts (``predict``, ``card``, ``suggest``, ``report``).
 
     Args:
         p: the parser.
         hardware: add ``--hardware`` (``suggest`` names its devices in a pool file instead).
+        calibration: add ``--calibration`` (a campaign of this machine; ``suggest`` plans on a pool's GPUs).
     """
     from flopcast.predictor.ep import add_training_arguments
 
@@ -54,7 +55,9 @@ def add_prediction_arguments(p: argparse.ArgumentParser, hardware: bool = True) 
                        help="catalog name or alias, descriptor JSON file (a hypothetical device: see "
                             "predictor/hypothetical/), or local; comma-separated to compare (h100,a100,cpu); "
                             "default local")
-    p.add_argument("--calibration", type=Path, metavar="DIR", help="a `flopcast calibrate --out` folder of the device")
+    if calibration:
+        p.add_argument("--calibration", type=Path, metavar="DIR",
+                       help="a `flopcast calibrate --out` folder of the device")
     p.add_argument("--model", type=Path, metavar="MODEL_DIR", help="cost model from `flopcast fit` (default: bundled)")
     p.add_argument("--country", dest="region", metavar="COUNTRY",
                    help="grid country for CO2, ISO code (FRA or FR), as calibrate --country; default: world")
