@@ -124,6 +124,12 @@ def run_predict(args: argparse.Namespace) -> int:
 
     run_scale(args)  # option errors before any work
     training = training_from_args(args)
+    if args.plot is not None:  # before any work: matplotlib installed, the folder writable
+        from flopcast.features.plots import pyplot
+        from flopcast.predictor.output import writable_folder
+
+        pyplot()
+        writable_folder(args.plot, "figures")
     with AnalysisPrefetch.for_predict(config_from_args(args, "cuda"), hardware_names(args.hardware)) as prefetch:
         from flopcast.predictor.io import load_model
 

@@ -293,7 +293,10 @@ def run_suggest(args: argparse.Namespace) -> int:
     config = suggest_config_from_args(args)
     if config.sbatch is not None:
         writable(config.sbatch, "#SBATCH script")
-    if config.plot is not None:
+    if config.plot is not None:  # before any work: matplotlib installed, the folder writable
+        from flopcast.features.plots import pyplot
+
+        pyplot()
         writable_folder(config.plot, "figures")
     model = load_model(config.predict.model_dir)
     result = suggest(config, model)
