@@ -91,14 +91,19 @@ def add_card_parser(subparsers: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_card)
 
 
-def add_card_arguments(p: argparse.ArgumentParser) -> None:
-    """The card's own options (``card``, and ``report`` which embeds a card)."""
+def add_card_arguments(p: argparse.ArgumentParser, outputs: bool = True) -> None:
+    """The card's own options (``card``, and ``report`` which embeds a card).
+
+    Args:
+        p: the parser.
+        outputs: add ``--format`` and ``-o`` (``report`` writes HTML to its own ``-o``).
+    """
     p.add_argument("--inference-batch-size", type=int, metavar="B",
                    help="batch size of the inference step (default: --batch-size)")
     p.add_argument("--inference-samples", type=int, metavar="M", help="also state the cost of M inference samples")
     p.add_argument("--training-type", choices=("pre-training", "fine-tuning"),
                    help="training_type of the YAML co2_eq_emissions metadata")
-    if not any(a.dest == "format" for a in p._actions):
+    if outputs:
         p.add_argument("--format", choices=FORMATS, default="markdown", help="output format (markdown)")
         p.add_argument("-o", "--out", type=Path, metavar="FILE", help="write to FILE instead of standard output")
 

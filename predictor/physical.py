@@ -74,7 +74,7 @@ class PhysicalDevice:
         default_engine: engine of unlisted categories.
         utilisation: share of the roofline rate at the 10 / 50 / 90 % time quantiles (fast to slow).
         energy_factor: spread of the dynamic energy (10 % = /factor, 90 % = x factor).
-        per_op_overhead_s: fixed time per op (dispatch, conversion set-up), s.
+        per_op_overhead_s: fixed time per op at full utilisation (dispatch, conversion set-up), s.
         assumptions: what the figures assume, one line each (printed with every prediction).
     """
 
@@ -188,7 +188,8 @@ def physical_op_times(ops: pd.DataFrame, device: PhysicalDevice) -> PhysicalOps:
     peak = np.array([x.peak_for(t) for x, t in zip(e, work["dtype"].astype(str), strict=True)], float)
     bw = np.array([x.bandwidth_bytes_per_s for x in e], float)
     roof = roofline_time_s(flops, nbytes, peak, bw)
-    q = roof[:, None] / np.array(device.utilisation)[None, :] + device.per_op_overhead_s
+    # the utilisation spreads the whole op, its fixed overhead too: that figure is assumed as much as the peak
+    q = (roof[:, None] + device.per_op_overhead_s) / np.array(device.utilisation)[None, :]
     dyn = np.array([x.energy_per_mac_j for x in e]) * flops / 2 + np.array([x.energy_per_byte_j for x in e]) * nbytes
     return PhysicalOps(work, engine, roof, q, dyn)
 
@@ -219,7 +220,8 @@ def assumption_notes(d: HardwareDescriptor, device: PhysicalDevice) -> list[str]
     """The notes a physical prediction carries: what it is, then the descriptor's own assumptions."""
     u = device.utilisation
     placed = ", ".join(f"{c} on {e}" for c, e in sorted(device.placement.items()))
-    head = (f"physical model, not calibrated: roofline time at {u[0]:.0%}/{u[1]:.0%}/{u[2]:.0%} of peak "
+    head = (f"physical model, not calibrated: roofline time + {device.per_op_overhead_s:g} s per op at "
+            f"{u[0]:.0%}/{u[1]:.0%}/{u[2]:.0%} utilisation "
             f"(10/50/90 %), energy = MACs x energy per MAC + bytes x energy per byte (x/÷ {device.energy_factor:g}) "
             f"+ static {device.static_power_w:g} W x time; {placed or 'every op on the accelerator'}"
             f"{'' if not placed else f', the rest on {device.default_engine}'}")

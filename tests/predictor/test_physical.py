@@ -37,14 +37,14 @@ def test_step_matches_the_hand_count():
     s = physical_step(_ops(), physical_device(HardwareDescriptor.from_dict(DEVICE)))
     mm = max(2e6 / 1e12, 12_000 / 1e9)  # 2 us compute, 12 us memory on the accelerator -> 12 us
     add = max(1000 / 1e10, 12_000 / 1e8)  # host: 0.1 us compute, 120 us memory -> 120 us
-    median = (mm + add) / 0.5 + 2 * 1e-6  # utilisation 0.5 and 1 us per op; the view does no work
+    median = (mm + add + 2 * 1e-6) / 0.5  # 1 us per op (the view does no work), all at utilisation 0.5
     assert s["time_s"][1] == pytest.approx(median)
     assert s["time_s"][0] == pytest.approx(mm + add + 2e-6)
-    assert s["time_s"][2] == pytest.approx((mm + add) / 0.25 + 2e-6)
+    assert s["time_s"][2] == pytest.approx((mm + add + 2e-6) / 0.25)
     dynamic = 1e6 * 1e-12 + 12_000 * 1e-10 + 500 * 1e-11 + 12_000 * 2e-10  # MACs x J/MAC + bytes x J/B, each engine
     assert s["energy_j"][1] == pytest.approx(dynamic + 5.0 * median)  # static: 2 W + 3 W
     assert s["energy_j"][0] == pytest.approx(dynamic / 2 + 5.0 * s["time_s"][0])
-    assert s["engine_s"]["accelerator"] == pytest.approx(mm / 0.5 + 1e-6)
+    assert s["engine_s"]["accelerator"] == pytest.approx((mm + 1e-6) / 0.5)
 
 
 @pytest.fixture
