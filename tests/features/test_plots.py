@@ -2,18 +2,11 @@ from __future__ import annotations
 
 from flopcast.features.plots import module_key, slug
 from flopcast.predictor.main import main
-
-NET = '''import torch
-INPUTS = ["float32[B,64]"]
-
-
-def build():
-    return torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
-'''
+from tests.predictor.conftest import SMALL_NET
 
 
 def test_analyze_plot_writes_the_static_figures(tmp_path):
-    (tmp_path / "net.py").write_text(NET)
+    (tmp_path / "net.py").write_text(SMALL_NET)
     out = tmp_path / "figures"
     assert main(["analyze", f"{tmp_path / 'net.py'}:build", "--plot", str(out)]) == 0
     assert sorted(p.name for p in out.iterdir()) == [

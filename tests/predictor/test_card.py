@@ -8,24 +8,13 @@ import pytest
 import yaml
 
 from flopcast.predictor.main import main
-from tests.datasets.synthetic import DEVICES
 
 GOLDEN = Path(__file__).parent / "golden" / "card.md"
-NET = '''import torch
-INPUTS = ["float32[B,64]"]
-
-
-def build():
-    return torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
-'''
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("card")
-    (root / "net.py").write_text(NET)
-    (root / "gpu.json").write_text(json.dumps(DEVICES["test-gpu"]))
-    return root
+def files(small_net):
+    return small_net
 
 
 def _args(files, model_dir, *extra):

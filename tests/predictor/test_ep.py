@@ -9,13 +9,6 @@ from flopcast.features.config import AnalyzeConfig
 from flopcast.predictor.ep import Training, TrainingOptionError, ep_analysis
 from flopcast.predictor.main import main
 
-NET = '''import torch
-INPUTS = ["float32[B,64]"]
-
-
-def build():
-    return torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
-'''
 L1 = 2 * 8 * 64 * 64 + 8 * 64  # addmm of layer 1 at batch 8: 2 x B x in x out + the bias add
 L2 = 2 * 8 * 64 * 8 + 8 * 8  # addmm of layer 2
 RELU = 8 * 64
@@ -23,10 +16,8 @@ ADAMW = 4 + 3 * 14040 + 5 * 4680  # the traced foreach AdamW over 64x64 + 64 + 6
 
 
 @pytest.fixture(scope="module")
-def net(tmp_path_factory):
-    path = tmp_path_factory.mktemp("ep") / "net.py"
-    path.write_text(NET)
-    return path
+def net(small_net):
+    return small_net / "net.py"
 
 
 def _analysis(net, mode):

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import sys
 import xml.etree.ElementTree as ET
 from importlib import resources
@@ -17,22 +16,12 @@ from flopcast.predictor.plots import ops_on_device
 from flopcast.predictor.predict import predict_on
 from tests.datasets.synthetic import DEVICES
 
-NET = '''import torch
-INPUTS = ["float32[B,64]"]
-
-
-def build():
-    return torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
-'''
 PHOTONIC = resources.files("flopcast.predictor").joinpath("hypothetical", "photonic-matrix-engine.json")
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory):
-    root = tmp_path_factory.mktemp("plots")
-    (root / "net.py").write_text(NET)
-    (root / "gpu.json").write_text(json.dumps(DEVICES["test-gpu"]))
-    return root
+def files(small_net):
+    return small_net
 
 
 @pytest.fixture(scope="module")

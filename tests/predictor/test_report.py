@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from importlib import resources
@@ -8,24 +7,14 @@ from importlib import resources
 import pytest
 
 from flopcast.predictor.main import main
-from tests.datasets.synthetic import DEVICES
 
-NET = '''import torch
-INPUTS = ["float32[B,64]"]
-
-
-def build():
-    return torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.ReLU(), torch.nn.Linear(64, 8))
-'''
 PHOTONIC = resources.files("flopcast.predictor").joinpath("hypothetical", "photonic-matrix-engine.json")
 BROWSERS = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory, model_dir):
-    root = tmp_path_factory.mktemp("report")
-    (root / "net.py").write_text(NET)
-    (root / "gpu.json").write_text(json.dumps(DEVICES["test-gpu"]))
+def report(small_net, model_dir):
+    root = small_net
     out = root / "report.html"
     code = main(["report", f"{root / 'net.py'}:build", "--batch-size", "8", "--model", str(model_dir), "--hardware",
                  f"{root / 'gpu.json'},{PHOTONIC}", "--dataset-size", "1000", "--country", "FR", "-o", str(out)])
