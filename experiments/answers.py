@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import io
+import os
 import shlex
 import sys
 import time
@@ -50,6 +51,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "answers")
     parser.add_argument("--country", default="FR")
     args = parser.parse_args()
+    os.environ["COLUMNS"] = "160"  # tables as wide as a terminal shows them, not cut to 80 columns
     model = ["--model", str(args.model)] if args.model else []
     log: list[str] = []
     for name, target in TARGETS.items():

@@ -236,7 +236,8 @@ def render(records: list[dict[str, Any]], console: Console) -> None:
          f"{si(r['peak_memory_bytes'], 'B', 1024)} of {si(r['memory_bytes'], 'B', 1024)}"),
         ("fits", lambda r: "unknown" if r["fits"] is None else "yes" if r["fits"] else "[red]no[/red]"),
         ("calibrated", lambda r: ("yes" if r.get("calibrated_as") in (None, r["hardware"]) else
-                                  f"yes, as {r['calibrated_as']}") if r["calibrated"] else "no (wider intervals)"),
+                                  f"yes, as {r['calibrated_as']}") if r["calibrated"] else
+                       "no: physical model" if r.get("physical_model") else "no (wider intervals)"),
     ]
     if "run_time_s" in r0:
         rows += [("run steps", lambda r: str(r["steps"])),

@@ -1,7 +1,8 @@
 """Figures of predictions (``predict --plot``, ``suggest --plot``, ``report``): PNG and SVG, matplotlib Agg.
 
 - ``roofline-<device>``: the step's ops on the device's roofline (arithmetic intensity against the FLOP/s each
-  op reaches at its predicted time), points sized by their share of the op time, coloured by category;
+  op reaches at its predicted time), one point per distinct op sized by its share of the op time, coloured by
+  category;
 - ``modules-time-<device>``: predicted op time per module (top N);
 - ``op-mix-time``: share of the op time per category, one bar per device;
 - ``devices``: step (and run) time, energy and CO2 per device, bars at the median, whiskers 10-90 %.
@@ -73,6 +74,11 @@ def plot_roofline(ops: OpsOnDevice, label: str, folder: Path) -> list[Path]:
     plt = pyplot()
     f = ops.frame
     total = f["time_s"].sum() or 1.0
+    # one point per distinct op (category, FLOPs, bytes): a layer's kernels repeated N times are one point N times
+    # the size, at the FLOP/s each call reaches
+    f = f.groupby(["category", "flops", "bytes"], as_index=False).agg(time_s=("time_s", "sum"),
+                                                                      calls=("time_s", "size"))
+    f["flops"], f["bytes"] = f["flops"] * f["calls"], f["bytes"] * f["calls"]
     shown = f[(f["flops"] > 0) & (f["bytes"] > 0) & (f["time_s"] > 0)]
     fig, ax = plt.subplots(figsize=(7.5, 5))
     for cat, g in shown.groupby("category"):
@@ -88,7 +94,7 @@ def plot_roofline(ops: OpsOnDevice, label: str, folder: Path) -> list[Path]:
     ax.set_xlabel("arithmetic intensity, FLOP/byte")
     ax.set_ylabel("FLOP/s at the predicted time")
     hidden = f[~f.index.isin(shown.index)]
-    ax.set_title(f"ops of the step on {label} (size: share of op time; {len(hidden)} ops without FLOPs, "
+    ax.set_title(f"ops of the step on {label} (size: share of op time; {int(hidden['calls'].sum())} ops without FLOPs, "
                  f"{hidden['time_s'].sum() / total:.0%} of the time, not drawn)", loc="left", fontsize=9)
     ax.legend(fontsize=8, frameon=False, loc="lower right")
     return save(fig, folder, f"roofline-{slug(label)}")

@@ -264,7 +264,9 @@ def sbatch_header(config: SuggestConfig, winner: dict[str, Any], gpu: Any) -> st
         why_mem = f"{HOST_MEMORY_FACTOR:g} x the predicted device peak"
     else:
         mem, why_mem = None, ""
-    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", Path(winner["target"].split(":")[0]).stem or "job")
+    target = winner["target"]
+    name = target[3:] if target.startswith("hf:") else Path(target.split(":")[0]).stem
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "-", name or "job")
     lines = [
         "#!/bin/bash",
         f"# flopcast suggest ({config.objective}): {winner['target']} on {winner['hardware']}, batch "
