@@ -90,3 +90,14 @@ def test_bad_input_is_one_line(files, model_dir, capsys, extra, message):
 def test_missing_dataset_size_is_one_line(files, model_dir, capsys):
     code = main(["card", str(files / "net.py:build"), "--model", str(model_dir), "--hardware", "h100"])
     assert code == 2 and "--dataset-size" in capsys.readouterr().err
+
+
+def test_an_ep_card_states_the_regime(files, model_dir, capsys):
+    bp = json.loads(_run(capsys, _args(files, model_dir, "--json")))
+    ep = json.loads(_run(capsys, _args(files, model_dir, "--json", "--training", "ep", "--ep-free-steps", "3",
+                                       "--ep-nudged-steps", "2")))
+    assert ep["training"]["regime"] == "ep" and ep["training"]["ep_free_steps"] == 3
+    assert ep["training"]["flops_per_step"] > bp["training"]["flops_per_step"]
+    assert ep["inference"] == bp["inference"]  # inference runs no training regime
+    assert "Equilibrium Propagation (3 free + 2 nudged iterations)" in _run(
+        capsys, _args(files, model_dir, "--training", "ep", "--ep-free-steps", "3", "--ep-nudged-steps", "2"))
