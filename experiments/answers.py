@@ -50,6 +50,7 @@ def main() -> int:
     parser.add_argument("--model", type=Path, help="cost model folder (default: the bundled one)")
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "answers")
     parser.add_argument("--country", default="FR")
+    parser.add_argument("--model-note", default="", help="how the --model was made, for commands.md")
     args = parser.parse_args()
     os.environ["COLUMNS"] = "160"  # tables as wide as a terminal shows them, not cut to 80 columns
     model = ["--model", str(args.model)] if args.model else []
@@ -70,7 +71,8 @@ def main() -> int:
             out / "predict.txt", log)
         run(["report", *common, "--hardware", f"h100,{HYPOTHETICAL / 'photonic-matrix-engine.json'}",
              "-o", str(out / "report.html")], None, log)
-    model_note = f"`{args.model}`" if args.model else "the bundled model"
+    model_note = (f"`{args.model}`" if args.model else "the bundled model") + (f" ({args.model_note})"
+                                                                               if args.model_note else "")
     (args.out / "commands.md").write_text(
         "# Issue 17 answers: the commands behind these files\n\n"
         f"Written by `python experiments/answers.py` with cost model {model_note}.\n\n" + "\n".join(log) + "\n")
