@@ -26,6 +26,7 @@ from flopcast.predictor.compose import ComposedStep, compose, step_frame
 from flopcast.predictor.featurize import analysis_device
 from flopcast.predictor.memory import CONTEXT_BYTES, blas_workspace_bytes, fits_in_memory
 from flopcast.predictor.model import CostModel
+from flopcast.predictor.physical import is_physical, predict_physical
 from flopcast.predictor.power import energy_with_time_spread, power_bounded_j, step_energy_base_j
 
 log = logging.getLogger(__name__)
@@ -189,6 +190,8 @@ def predict_on(model: CostModel, step: StepAnalysis, d: HardwareDescriptor, prec
         mode: train or infer.
         calibrated: override of whether the device counts as calibrated (default: trained on it).
     """
+    if is_physical(d):  # a hypothetical device: the physical model (predictor/physical.py), never calibrated
+        return predict_physical(model, step, d)
     trained = model.trained_name(d)
     calibrated = trained is not None if calibrated is None else calibrated
     name = trained or d.name
@@ -348,7 +351,7 @@ def predict(config: PredictConfig, model: CostModel, analyse: Callable[[AnalyzeC
                                                         a.peak_memory_bytes)
         if calibration is not None and d is calibration:
             extra["calibration"] = str(source)
-        out.append(replace(p, extra=extra))
+        out.append(replace(p, extra={**p.extra, **extra}))
     return analyses, out
 
 
