@@ -70,6 +70,11 @@ def catalog_aliases() -> dict[str, str]:
     return dict(_raw_catalog().get("aliases", {}))
 
 
+def catalog_section(key: str) -> dict[str, Any]:
+    """A top-level section of ``catalog.json`` other than the devices (``interconnects``), as stored."""
+    return dict(_raw_catalog().get(key, {}))
+
+
 def _looks_like_path(name_or_path: str | Path) -> bool:
     text = str(name_or_path)
     return isinstance(name_or_path, Path) or text.endswith(".json") or "/" in text or "\\" in text

@@ -70,8 +70,15 @@ def analyze(
     return trace_model(build, [parse_spec(s) for s in inputs], config)
 
 
-def analyze_config(config: AnalyzeConfig) -> Analysis:
+def analyze_config(config: AnalyzeConfig,
+                   transform: Callable[[Callable[[], torch.nn.Module]], Callable[[], torch.nn.Module]] | None = None
+                   ) -> Analysis:
     """Analyse the target named in ``config`` with the front end its kind calls for (the CLI's path).
+
+    Args:
+        config: what to analyse.
+        transform: for a PyTorch target, wraps its builder (one GPU's shard of a parallel run,
+            :mod:`flopcast.predictor.parallel.shard`); the model is then traced whole, layer by layer.
 
     Raises:
         AnalysisError: target, spec or tracing problems (one clear message).
@@ -96,7 +103,7 @@ def analyze_config(config: AnalyzeConfig) -> Analysis:
         raise TargetError(f"{config.target}: no inputs: pass --input SPEC per forward argument or define INPUTS")
     specs = [parse_spec(s) for s in inputs]
     # an accumulated step repeats the stack once per micro-batch: its probes never compose, trace it whole
-    composable = not config.trace_all_layers and config.step.grad_accumulation == 1
+    composable = not config.trace_all_layers and config.step.grad_accumulation == 1 and transform is None
     if loaded.with_layers is not None and loaded.n_layers >= MIN_LAYERS and composable:
         probes = {n: trace_model(loaded.with_layers(n), specs, config) for n in PROBE_LAYERS}
         composed = compose_layers(probes, loaded.n_layers)
@@ -104,7 +111,7 @@ def analyze_config(config: AnalyzeConfig) -> Analysis:
             return composed
         log.info("%s: the %s-layer probes do not compose exactly; tracing all %d layers", config.target,
                  "/".join(map(str, PROBE_LAYERS)), loaded.n_layers)
-    return trace_model(loaded.builder, specs, config)
+    return trace_model(loaded.builder if transform is None else transform(loaded.builder), specs, config)
 
 
 def _detect(loaded) -> str:

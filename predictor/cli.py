@@ -28,6 +28,9 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     add_prediction_arguments(p)
     p.add_argument("--max-batch", action="store_true", help="also find the largest batch size that fits in memory")
     add_plot_argument(p)
+    from flopcast.predictor.parallel.cli import add_parallel_arguments
+
+    add_parallel_arguments(p)
     p.set_defaults(func=run_predict)
 
     f = subparsers.add_parser("fit", help="train the cost model from measurement folders",
@@ -120,9 +123,13 @@ def run_predict(args: argparse.Namespace) -> int:
     (:mod:`flopcast.predictor.prefetch`); the imports of the cost model come after the fork.
     """
     from flopcast.predictor.ep import training_from_args
+    from flopcast.predictor.parallel.cli import parallel_config_from_args, run_parallel_predict
     from flopcast.predictor.prefetch import AnalysisPrefetch
 
     run_scale(args)  # option errors before any work
+    parallel = parallel_config_from_args(args, predict_config_from_args(args))
+    if parallel is not None:  # --gpus N: one GPU's sharded step per role, communication, run (predictor/parallel/)
+        return run_parallel_predict(args, parallel)
     training = training_from_args(args)
     if args.plot is not None:  # before any work: matplotlib installed, the folder writable
         from flopcast.features.plots import pyplot
