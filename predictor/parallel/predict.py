@@ -285,8 +285,8 @@ def ready_order(record: ShardRecord, a: Analysis, op_s: list[float]) -> list[tup
     for i, p in enumerate(record.params):
         if p.trainable:
             first = min(start(m) for m in (p.module, *p.shared_with))
-            out.append((1.0 - first / total, -i))
-    return sorted((frac, -neg) for frac, neg in out)
+            out.append((1.0 - first / total, i))
+    return sorted(out, key=lambda x: (x[0], -x[1]))
 
 
 def _timed(cs: list[Collective], ic: Interconnect, plan: ParallelPlan) -> tuple[TimedCollective, ...]:
