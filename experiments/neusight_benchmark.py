@@ -16,7 +16,8 @@ GPUs): no label of a model ever predicts that model.
 
 Run: ``python experiments/neusight_benchmark.py --neusight PATH [--data DIR ...]`` (PATH: a NeuSight checkout,
 for ``summary.csv``; the labels themselves are read from the imported ``datasets/neusight-*``). Prints the table
-and writes ``experiments/results/neusight_benchmark.{md,csv,png} (the table) and neusight_benchmark_rows.csv (every row)``.
+and writes ``experiments/results/neusight_benchmark.{md,csv,png}`` (the table) and
+``neusight_benchmark_rows.csv`` (every row).
 """
 
 from __future__ import annotations
