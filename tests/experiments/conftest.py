@@ -16,6 +16,7 @@ def load_script(name: str) -> ModuleType:
     try:
         spec = importlib.util.spec_from_file_location(f"{name}_script", EXPERIMENTS / f"{name}.py")
         module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # dataclasses look their module up while the class is built
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(EXPERIMENTS))
