@@ -11,7 +11,7 @@ import pytest
 
 from flopcast.calibration.catalog import get_hardware
 from flopcast.calibration.descriptor import HardwareDescriptor
-from flopcast.datasets.loader import DATASETS_DIR, load_datasets, trusted_rows
+from flopcast.datasets.loader import DATASETS_DIR, trusted_rows
 from flopcast.predictor.predict import predict_on
 from flopcast.predictor.training import FitConfig, descriptors_of, fit_cost_model
 from tests.datasets.synthetic import DEVICES, FAMILIES, op_rows, write_folder
@@ -24,21 +24,6 @@ CONFIG = FitConfig(n_estimators=10, progress=False)
 @pytest.fixture(scope="module")
 def evaluate():
     return load_script("evaluate")
-
-
-@pytest.fixture(scope="module")
-def data_root(tmp_path_factory):
-    """Both synthetic devices, each model's steps at one batch size (the script composes each step many times)."""
-    root = tmp_path_factory.mktemp("data")
-    for name in ("test-cpu", "test-gpu"):
-        steps = pd.read_parquet(write_folder(root, name, n_ops=60) / "steps.parquet")
-        steps[steps["batch_size"] == 4].to_parquet(root / name / "steps.parquet", index=False)
-    return root
-
-
-@pytest.fixture(scope="module")
-def data(data_root):
-    return load_datasets([data_root])
 
 
 @pytest.fixture

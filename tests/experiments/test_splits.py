@@ -10,21 +10,12 @@ import pandas as pd
 import pytest
 
 from flopcast.datasets.loader import load_datasets, trusted_rows
-from tests.datasets.synthetic import write_folder
 from tests.experiments.conftest import EXPERIMENTS, load_script
 
 
 @pytest.fixture(scope="module")
 def splits():
     return load_script("splits")
-
-
-@pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    root = tmp_path_factory.mktemp("data")
-    write_folder(root, "test-cpu", n_ops=40)
-    write_folder(root, "test-gpu", n_ops=40)
-    return load_datasets([root])
 
 
 def rows(*specs: tuple[str, dict, str]) -> pd.DataFrame:
