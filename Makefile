@@ -6,18 +6,21 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 EXAMPLE := features/examples/tabular_mlp.py:build
+# setuptools prints a boxed note on every editable install of a package-dir layout ("Editable installation.
+# Please be careful with folders ..."): informational, nothing to act on; only that message is filtered.
+PIP := PYTHONWARNINGS="ignore:Editable installation" $(BIN)/pip
 
 .PHONY: demo test lint clean
 
 $(BIN)/flopcast: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q torch==2.13.0
-	$(BIN)/pip install -q -e .
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e .
 	touch $@
 
 $(VENV)/.test-deps: $(BIN)/flopcast
-	$(BIN)/pip install -q -e '.[test,onnx,tf]'
+	$(PIP) install -q -e '.[test,all]'
 	touch $@
 
 demo: $(BIN)/flopcast

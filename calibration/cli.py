@@ -49,6 +49,8 @@ def add_calibrate_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
     p.add_argument("--energy-share", type=float, default=0.1, help="share of op configs with an energy window")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     add_step_arguments(p, plain_default=True)
+    p.add_argument("--no-store", action="store_true",
+                   help="do not file the campaign as this machine's calibration (used by predict --hardware local)")
     slurm = p.add_argument_group("SLURM", "submit the campaign as a job array instead of running it here")
     slurm.add_argument("--slurm", action="store_true", help="submit with submitit")
     slurm.add_argument("--partition", help="SLURM partition")
@@ -87,8 +89,8 @@ def config_from_args(args: argparse.Namespace) -> CalibrateConfig:
         families=families, dtypes=args.dtypes, zoo=zoo, configs_per_family=args.configs_per_family,
         hardware=args.hardware, country=args.country, tracking_uri=args.tracking_uri, experiment=args.experiment,
         track=not args.no_tracking, ops_from=tuple(args.ops_from), seed=args.seed, energy=not args.no_energy,
-        energy_share=args.energy_share, progress=not args.no_progress, slurm=args.slurm, partition=args.partition,
-        gres=args.gres, array=args.array, time_min=args.time_min, dry_run=args.dry_run,
+        energy_share=args.energy_share, progress=not args.no_progress, store=not args.no_store, slurm=args.slurm,
+        partition=args.partition, gres=args.gres, array=args.array, time_min=args.time_min, dry_run=args.dry_run,
         step=step_options_from_args(args),
     )
 
@@ -118,4 +120,8 @@ def run_calibrate_command(args: argparse.Namespace) -> int:
         print(f"campaign emissions missing: {result.emissions.error}")
     else:
         print(f"campaign emissions: {result.emissions.kg_co2eq:.3g} kg CO2-eq ({cfg.country})")
+    if cfg.store:
+        from flopcast.calibration.filing import file_campaign
+
+        print(file_campaign(result.out_dir))
     return 0

@@ -60,6 +60,8 @@ class CalibrateConfig:
         dry_run: print the sbatch script instead of submitting.
         track: log the campaign to MLflow.
         progress: show a progress bar.
+        store: file the finished campaign as this machine's calibration in the per-user store, where a plain
+            ``predict --hardware local`` finds it.
     """
 
     device: str = "cpu"
@@ -97,6 +99,7 @@ class CalibrateConfig:
     dry_run: bool = False
     track: bool = True
     progress: bool = True
+    store: bool = True
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:

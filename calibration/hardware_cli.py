@@ -7,6 +7,8 @@ subclasses with one clear message, which the top-level CLI prints as one line (e
 from __future__ import annotations
 
 import argparse
+import json
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,7 +18,11 @@ from rich.table import Table
 from flopcast.calibration.catalog import get_hardware, load_catalog
 from flopcast.calibration.ceilings import measure_ceilings
 from flopcast.calibration.descriptor import DTYPES, HardwareDescriptor
+from flopcast.calibration.fitted_table import Column, fitted, layouts
+from flopcast.calibration.identity import same_device
 from flopcast.calibration.probe import probe_local
+from flopcast.calibration.user_store import StoredCalibration, calibrations_dir, list_calibrations
+from flopcast.datasets.releases import released_devices
 
 TERA = 1e12
 GIB = 2**30
@@ -44,34 +50,70 @@ def _tflops(value: float | None) -> str:
     return f"{value / TERA:.4g}" if value else "-"
 
 
-def hardware_table(descriptors: list[HardwareDescriptor], title: str) -> Table:
-    """One row per device: kind, vendor name, dense peaks (TFLOP/s), bandwidth (TB/s), memory (GiB), TDP."""
-    table = Table(title=title)
-    for column in (
-        "name",
-        "kind",
-        "vendor name",
-        "fp32 TF/s",
-        "bf16 TF/s",
-        "fp8 TF/s",
-        "BW TB/s",
-        "mem GiB",
-        "TDP W",
-    ):
-        table.add_column(column, justify="left" if column in ("name", "kind", "vendor name") else "right")
-    for d in descriptors:
-        table.add_row(
-            d.name,
-            d.kind,
-            d.vendor_name,
-            _tflops(d.peak_flops_per_s.get("fp32")),
-            _tflops(d.peak_flops_per_s.get("bf16")),
-            _tflops(d.peak_flops_per_s.get("fp8")),
-            _tflops(d.memory_bandwidth_bytes_per_s),
-            f"{d.memory_bytes / GIB:.0f}",
-            f"{d.tdp_w:.0f}" if d.tdp_w else "-",
-        )
-    return table
+def _tib(d: HardwareDescriptor) -> str:
+    return f"{d.memory_bytes / GIB:.0f}"
+
+
+CATALOG_COLUMNS: tuple[Column[HardwareDescriptor], ...] = (
+    Column("name", lambda d: d.name),
+    Column("kind", lambda d: d.kind),
+    Column("vendor name", lambda d: d.vendor_name),
+    Column("fp32 TF/s", lambda d: _tflops(d.peak_flops_per_s.get("fp32")), numeric=True),
+    Column("bf16 TF/s", lambda d: _tflops(d.peak_flops_per_s.get("bf16")), numeric=True),
+    Column("fp8 TF/s", lambda d: _tflops(d.peak_flops_per_s.get("fp8")), numeric=True),
+    Column("BW TB/s", lambda d: _tflops(d.memory_bandwidth_bytes_per_s), numeric=True),
+    Column("mem GiB", _tib, numeric=True),
+    Column("TDP W", lambda d: f"{d.tdp_w:.0f}" if d.tdp_w else "-", numeric=True),
+)
+CATALOG_DROP_ORDER = ("fp8 TF/s", "TDP W", "bf16 TF/s", "BW TB/s", "kind", "mem GiB", "fp32 TF/s", "data")
+"""Columns left out, in this order, where the table does not fit the terminal (names never are)."""
+
+
+def data_column() -> Column[HardwareDescriptor]:
+    """The ``data`` column: what the released data holds of a device.
+
+    Measured (by a flopcast campaign or an imported public one, with its row counts), or ``spec sheet``: the
+    shipped model prices it from its spec sheet alone.
+    """
+    released = {d.name: d for d in released_devices().values()}
+    by_vendor = {str(json.loads((d.folder / "descriptor.json").read_text()).get("vendor_name", "")): d
+                 for d in released.values()}
+
+    def cell(d: HardwareDescriptor) -> str:
+        r = released.get(d.name) or (by_vendor.get(d.vendor_name) if d.vendor_name else None)
+        return r.describe() if r else "spec sheet"
+
+    return Column("data", cell)
+
+
+def hardware_table(descriptors: list[HardwareDescriptor], title: str, console: Console) -> Table:
+    """One row per device: kind, vendor name, peaks (TFLOP/s), bandwidth (TB/s), memory (GiB), TDP, data.
+
+    Dense peaks; ``data``: what the shipped model knows of it (measured, by whom, or the spec sheet alone).
+
+    Laid out for ``console``'s width without ever cutting a name (:mod:`flopcast.calibration.fitted_table`).
+    """
+    columns = (*CATALOG_COLUMNS, data_column())
+    return fitted(console, layouts(title, descriptors, columns, "vendor name", CATALOG_DROP_ORDER))
+
+
+STORE_COLUMNS: tuple[Column[tuple[StoredCalibration, bool]], ...] = (
+    Column("name", lambda e: e[0].name),
+    Column("kind", lambda e: str(e[0].descriptor.get("kind", ""))),
+    Column("vendor name", lambda e: str(e[0].descriptor.get("vendor_name", ""))),
+    Column("op rows", lambda e: str(e[0].rows.get("microbench", 0)), numeric=True),
+    Column("steps", lambda e: str(e[0].rows.get("steps", 0)), numeric=True),
+    Column("filed", lambda e: e[0].stored_at[:16].replace("T", " ")),
+    Column("this machine", lambda e: "yes: --hardware local" if e[1] else "no"),
+)
+
+
+def store_table(entries: list[StoredCalibration], console: Console) -> Table:
+    """The calibrations in the per-user store, and which one ``predict --hardware local`` uses here."""
+    local = probe_local()
+    rows = [(e, any(same_device(d, e.name, e.descriptor) for d in local[:1])) for e in entries]
+    title = f"calibrated with `flopcast calibrate` ({calibrations_dir()})"
+    return fitted(console, layouts(title, rows, STORE_COLUMNS, "vendor name", ("filed", "kind")))
 
 
 def descriptor_table(d: HardwareDescriptor) -> Table:
@@ -107,8 +149,14 @@ def descriptor_table(d: HardwareDescriptor) -> Table:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
-    """Print the catalog."""
-    Console().print(hardware_table(list(load_catalog().values()), "flopcast hardware catalog (dense peaks)"))
+    """Print the catalog, then the devices calibrated in the per-user store (an unusable entry: one line each)."""
+    console = Console()
+    console.print(hardware_table(list(load_catalog().values()), "flopcast hardware catalog (dense peaks)", console))
+    entries, problems = list_calibrations()
+    if entries:
+        console.print(store_table(entries, console))
+    for problem in problems:
+        print(f"flopcast: warning: ignoring a stored calibration: {problem}", file=sys.stderr)
     return 0
 
 
@@ -162,7 +210,7 @@ def add_hardware_parser(subparsers: argparse._SubParsersAction) -> argparse.Argu
     """
     hardware = subparsers.add_parser("hardware", help="list, show or probe hardware descriptors")
     commands = hardware.add_subparsers(dest="hardware_command", required=True)
-    commands.add_parser("list", help="list the catalog").set_defaults(func=cmd_list)
+    commands.add_parser("list", help="list the catalog and this user's calibrated devices").set_defaults(func=cmd_list)
     show = commands.add_parser("show", help="show one catalog entry or descriptor file")
     show.add_argument("name", help="catalog id or alias (h100, a100, cpu) or a descriptor JSON file")
     show.set_defaults(func=cmd_show)

@@ -93,6 +93,8 @@ class CampaignRun:
     def __init__(self, uri: str, experiment: str, run_name: str):
         from mlflow.tracking import MlflowClient
 
+        # a new SQLite store logs "Creating initial MLflow database tables..." at INFO between our lines
+        logging.getLogger("mlflow.store.db.utils").setLevel(logging.WARNING)
         self.client = MlflowClient(tracking_uri=uri)
         exp = self.client.get_experiment_by_name(experiment)
         exp_id = exp.experiment_id if exp is not None else self.client.create_experiment(experiment)
@@ -160,6 +162,9 @@ def track_emissions(out_dir: Path, country: str) -> Iterator[Emissions]:
     try:
         from codecarbon import OfflineEmissionsTracker
 
+        # log_level below is applied only after the constructor has logged "offline tracker init" and
+        # "Multiple instances of codecarbon are allowed": the logger's level is set first so neither shows
+        logging.getLogger("codecarbon").setLevel(logging.ERROR)
         tracker = OfflineEmissionsTracker(country_iso_code=country, output_dir=str(out_dir), log_level="error",
                                           project_name="flopcast-calibrate", measure_power_secs=15)
         tracker.start()

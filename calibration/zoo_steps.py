@@ -8,6 +8,7 @@ compose into a step.
 from __future__ import annotations
 
 import gc
+import os
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -134,6 +135,22 @@ def step_configs(
     return out
 
 
+KINETO_SILENT = "6"
+"""``KINETO_LOG_LEVEL`` above every level kineto logs at (its ``USDT`` markers are level 5, errors 4)."""
+
+
+def quiet_profiler() -> None:
+    """Keep torch's profiler (kineto) from printing ``USDT: ... profiler_start`` / ``profiler_stop`` per window.
+
+    Kineto writes those markers to stderr at every profile's start and stop, between the campaign's progress
+    bar updates; its ``KINETO_LOG_LEVEL`` is read once, when the profiler first starts in the process, so this
+    runs before every profile. The profile here only counts allocations (one that records none gives a zero
+    peak, which the memory fit skips), so kineto's messages say nothing the campaign needs. A level the user
+    set is kept.
+    """
+    os.environ.setdefault("KINETO_LOG_LEVEL", KINETO_SILENT)
+
+
 def cpu_peak_memory_bytes(fn: Callable[[], object]) -> int:
     """Peak of host memory allocated while ``fn`` runs, from ``torch.profiler`` memory events, bytes.
 
@@ -141,6 +158,7 @@ def cpu_peak_memory_bytes(fn: Callable[[], object]) -> int:
     memory allocated before ``fn`` does not count: build the model and inputs inside ``fn`` to include
     parameters, gradients, optimizer state, inputs and activations.
     """
+    quiet_profiler()
     activities = [torch.profiler.ProfilerActivity.CPU]
     with torch.profiler.profile(activities=activities, profile_memory=True, record_shapes=False) as prof:
         fn()

@@ -29,6 +29,9 @@ from flopcast.calibration.config import CalibrateConfig
 from flopcast.calibration.zoo import ZOO
 
 GPU_STEP_PRECISIONS = ("fp32", "bf16")
+FOLLOWUP_STEP_PRECISIONS = ("fp32-strict", "fp32", "bf16")
+"""The follow-up's steps: fp32-strict as the 2026-11-25 H200 steps ran (TF32 off: the GPU's repeatability against
+them), fp32 as PyTorch runs it by default (TF32 convolutions: issue 16's default-conv steps), and bf16."""
 FOLLOWUP_STEPS = (("bert-base", 32, "fp32"), ("gpt2-small", 16, "fp32"), ("vit-b16", 64, "fp32"),
                   ("mlp-wide", 8192, "fp32"), ("mlp-deep", 8192, "fp32"), ("transformer-classifier", 256, "fp32"),
                   ("resnet50-224", 128, "fp32"), ("unet-256", 16, "fp32"), ("simple-cnn", 4096, "fp32"),
@@ -79,7 +82,7 @@ def config_for(phase: str, root: Path, budget_minutes: float, slug: str | None =
             device="cuda", out_dir=root / f"{slug or gpu_slug()}-followup", budget_minutes=budget_minutes,
             zoo=tuple(sorted(ZOO)), families=FOLLOWUP_FAMILIES, configs_per_family=0,
             ops_from=followup_op_tables(root), energy_share=0.08,
-            min_window_s=0.02, step_precisions=GPU_STEP_PRECISIONS, tracking_uri=tracking, progress=False,
+            min_window_s=0.02, step_precisions=FOLLOWUP_STEP_PRECISIONS, tracking_uri=tracking, progress=False,
         )
     if phase == "gpu":
         return CalibrateConfig(

@@ -120,6 +120,7 @@ def add_analyze_parser(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--ops-csv", metavar="FILE", help="write the op-level table as CSV")
     p.add_argument("--ops-parquet", metavar="FILE", help="write the op-level table as parquet")
     p.add_argument("--top", type=int, default=10, help="modules listed in the table output (10)")
+    p.add_argument("--plot", metavar="DIR", help="write figures (op mix, FLOPs per module; PNG and SVG) to DIR")
     p.set_defaults(func=run_analyze)
 
 
@@ -128,6 +129,10 @@ def run_analyze(args: argparse.Namespace) -> int:
     from flopcast.features.api import analyze_config
 
     dataset_size, epochs = run_scale(args)
+    if args.plot:
+        from flopcast.features.plots import pyplot
+
+        pyplot()  # matplotlib missing: say so before the analysis
     config = config_from_args(args, args.device or local_device_kind())
     analysis = analyze_config(config)
     for path in (args.ops_csv, args.ops_parquet):
@@ -145,6 +150,15 @@ def run_analyze(args: argparse.Namespace) -> int:
 
         device_note = "" if args.device else "this machine's kind; --device cuda|cpu for another"
         render_analysis(analysis, Console(), top=args.top, run=run, device_note=device_note)
+    if args.plot:
+        from pathlib import Path
+
+        from flopcast.features.plots import plot_analysis
+
+        folder = Path(args.plot)
+        folder.mkdir(parents=True, exist_ok=True)
+        for path in plot_analysis(analysis, folder, top=max(args.top, 1)):
+            print(f"wrote {path}", file=sys.stderr)
     return 0
 
 

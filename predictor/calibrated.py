@@ -7,7 +7,9 @@ learns the device from the campaign. When the data the model was trained on is a
 the device's few steps borrow the slopes of its kind's stage, fitted with them, and set its own levels per
 mode). Otherwise the op models are kept and only the device's stages are fitted, on the model's kind
 stages. The result is cached in the folder (``model-<key>/``, keyed by the model and its creation time, the
-static-analysis source, the training data and the campaign), so the fit runs once.
+static-analysis source, the training data and the campaign), so the fit runs once. Without ``--calibration``,
+``predict --hardware local`` takes this machine's campaign from the per-user store that ``calibrate`` fills
+(:func:`calibrate_from_store`).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 import pandas as pd
 
 from flopcast.calibration.descriptor import HardwareDescriptor
+from flopcast.calibration.user_store import find_calibration
 from flopcast.datasets.loader import Dataset, load_datasets, trusted_rows
 from flopcast.predictor.analysis_cache import StepAnalysis, features_digest, zoo_step
 from flopcast.predictor.featurize import HardwareView
@@ -41,14 +44,14 @@ from flopcast.predictor.training import (
 log = logging.getLogger(__name__)
 
 
-def calibrate_model(model: CostModel, folder: str | Path, analyse: Callable[..., StepAnalysis] = zoo_step,
+def calibrate_model(model: CostModel, folder: str | Path, analyse: Callable[..., StepAnalysis] | None = None,
                     training: Dataset | None = None, cache: bool = True) -> tuple[CostModel, HardwareDescriptor]:
     """A copy of ``model`` calibrated for the device of one campaign folder.
 
     Args:
         model: the fitted model (left unchanged).
         folder: a ``flopcast calibrate --out`` folder of one device.
-        analyse: zoo-step analysis function (tests pass a synthetic one).
+        analyse: zoo-step analysis function (``None``: :func:`~flopcast.predictor.analysis_cache.zoo_step`).
         training: the data ``model`` was trained on; ``None``: the released ``datasets/`` when their version
             is the model's, else the op models are kept as they are.
         cache: whether to keep the calibrated model in ``folder/model-<key>/`` and reuse it.
@@ -60,6 +63,7 @@ def calibrate_model(model: CostModel, folder: str | Path, analyse: Callable[...,
     Raises:
         FitError: when the folder holds other than exactly one device.
     """
+    analyse = analyse or zoo_step
     campaign = load_datasets([folder])
     if len(campaign.descriptors) != 1:
         raise FitError(f"--calibration {folder}: expected one device's campaign, found {len(campaign.descriptors)}")
@@ -101,6 +105,34 @@ def refit_config(model: CostModel) -> FitConfig:
     params = model.op_time.get_params()
     return FitConfig(n_estimators=int(params.pop("n_estimators")), progress=False, op_model_params=params,
                      max_rows_per_family=model.info.get("max_rows_per_family"))
+
+
+def calibrate_from_store(model: CostModel, local: HardwareDescriptor,
+                         analyse: Callable[..., StepAnalysis] | None = None, training: Dataset | None = None
+                         ) -> tuple[CostModel, HardwareDescriptor | None, Path | None]:
+    """``model`` calibrated with this machine's campaign from the per-user store, where there is one.
+
+    Args:
+        model: the fitted model (left unchanged).
+        local: the probed local device; its stored campaign is found by the rule that decides ``calibrated``.
+        analyse: zoo-step analysis function (``None``: :func:`~flopcast.predictor.analysis_cache.zoo_step`).
+        training: as for :func:`calibrate_model`.
+
+    Returns:
+        The calibrated model, the campaign's descriptor and the entry's folder; ``(model, None, None)`` when
+        the store holds no campaign of ``local`` or the stored one cannot be used (said in one warning line).
+    """
+    entry = find_calibration(local)
+    if entry is None:
+        return model, None, None
+    try:
+        calibrated, d = calibrate_model(model, entry.path, analyse, training)
+    except Exception as e:  # a copy damaged in any way (DatasetError, FitError, pyarrow's, pandas' errors)
+        reason = f"{type(e).__name__}: {' '.join(str(e).split())}"  # said, with its type: a bug stays visible
+        log.warning("flopcast: warning: ignoring this machine's stored calibration in %s: %s; predicting it as "
+                    "uncalibrated (rerun `flopcast calibrate` to replace it)", entry.path, reason)
+        return model, None, None
+    return calibrated, d, entry.path
 
 
 def released_training_data(model: CostModel) -> Dataset | None:

@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
-from rich.table import Table
 
+from flopcast.calibration.fitted_table import Layout
 from flopcast.features.cli import add_target_arguments, analysis_summary, config_from_args, run_scale
 from flopcast.features.report import describe_step, si
 
@@ -24,16 +25,9 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
                     "uses and whether it fits in memory, on one or more devices, with 10-90 % intervals.",
     )
     add_target_arguments(p)
-    p.add_argument("--hardware", default="local", metavar="NAME|FILE|local",
-                   help="catalog name or alias, descriptor JSON file, or local; comma-separated to compare "
-                        "(h100,a100,cpu); default local")
-    p.add_argument("--calibration", type=Path, metavar="DIR", help="a `flopcast calibrate --out` folder of the device")
-    p.add_argument("--model", type=Path, metavar="MODEL_DIR", help="cost model from `flopcast fit` (default: bundled)")
-    p.add_argument("--country", dest="region", metavar="COUNTRY",
-                   help="grid country for CO2, ISO code (FRA or FR), as calibrate --country; default: world")
-    p.add_argument("--region", dest="region", action=DeprecatedAlias, help=argparse.SUPPRESS)
-    p.add_argument("--pue", type=float, default=1.0, help="data-centre PUE applied to run energy for CO2 (1.0)")
+    add_prediction_arguments(p)
     p.add_argument("--max-batch", action="store_true", help="also find the largest batch size that fits in memory")
+    add_plot_argument(p)
     p.set_defaults(func=run_predict)
 
     f = subparsers.add_parser("fit", help="train the cost model from measurement folders",
@@ -44,6 +38,37 @@ def add_predict_parser(subparsers: argparse._SubParsersAction) -> None:
     f.add_argument("--n-estimators", type=int, default=300, help="boosting rounds of the op time model (300)")
     f.add_argument("--no-progress", action="store_true", help="no progress bar")
     f.set_defaults(func=run_fit)
+
+
+def add_prediction_arguments(p: argparse.ArgumentParser, hardware: bool = True, calibration: bool = True) -> None:
+    """Arguments of every command that predicts (``predict``, ``card``, ``suggest``, ``report``).
+
+    Args:
+        p: the parser.
+        hardware: add ``--hardware`` (``suggest`` names its devices in a pool file instead).
+        calibration: add ``--calibration`` (a campaign of this machine; ``suggest`` plans on a pool's GPUs).
+    """
+    from flopcast.predictor.ep import add_training_arguments
+
+    if hardware:
+        p.add_argument("--hardware", default="local", metavar="NAME|FILE|local",
+                       help="catalog name or alias, descriptor JSON file (a hypothetical device: see "
+                            "predictor/hypothetical/), or local; comma-separated to compare (h100,a100,cpu); "
+                            "default local")
+    if calibration:
+        p.add_argument("--calibration", type=Path, metavar="DIR",
+                       help="a `flopcast calibrate --out` folder of the device")
+    p.add_argument("--model", type=Path, metavar="MODEL_DIR", help="cost model from `flopcast fit` (default: bundled)")
+    p.add_argument("--country", dest="region", metavar="COUNTRY",
+                   help="grid country for CO2, ISO code (FRA or FR), as calibrate --country; default: world")
+    p.add_argument("--region", dest="region", action=DeprecatedAlias, help=argparse.SUPPRESS)
+    p.add_argument("--pue", type=float, default=1.0, help="data-centre PUE applied to run energy for CO2 (1.0)")
+    add_training_arguments(p)
+
+
+def add_plot_argument(p: argparse.ArgumentParser) -> None:
+    """``--plot DIR``: write the command's figures (PNG and SVG) there."""
+    p.add_argument("--plot", type=Path, metavar="DIR", help="write figures (PNG and SVG) to DIR (needs matplotlib)")
 
 
 class DeprecatedAlias(argparse.Action):
@@ -70,7 +95,7 @@ def predict_config_from_args(args: argparse.Namespace) -> Any:
         analysis=config_from_args(args, "cuda"),
         hardware=hardware_names(args.hardware),
         calibration=args.calibration, model_dir=args.model, dataset_size=dataset_size, epochs=epochs,
-        region=args.region, pue=args.pue, max_batch=args.max_batch,
+        region=args.region, pue=args.pue, max_batch=getattr(args, "max_batch", False),
     )
 
 
@@ -94,18 +119,24 @@ def run_predict(args: argparse.Namespace) -> int:
     The step is analysed in a forked child while this process loads the cost model
     (:mod:`flopcast.predictor.prefetch`); the imports of the cost model come after the fork.
     """
+    from flopcast.predictor.ep import training_from_args
     from flopcast.predictor.prefetch import AnalysisPrefetch
 
     run_scale(args)  # option errors before any work
+    training = training_from_args(args)
+    if args.plot is not None:  # before any work: matplotlib installed, the folder writable
+        from flopcast.features.plots import pyplot
+        from flopcast.predictor.output import writable_folder
+
+        pyplot()
+        writable_folder(args.plot, "figures")
     with AnalysisPrefetch.for_predict(config_from_args(args, "cuda"), hardware_names(args.hardware)) as prefetch:
         from flopcast.predictor.io import load_model
-        from flopcast.predictor.predict import predict
 
         config = predict_config_from_args(args)
         model = load_model(config.model_dir)
-        analyses, predictions = predict(config, model, analyse=prefetch.analyse)
-    version = model.version if config.calibration is None else f"{model.version}, calibrated on {config.calibration}"
-    records = prediction_records(config, analyses, predictions, version)
+        run = predict_records(config, model, training, prefetch.analyse)
+    records = run.records
     for r in records:
         if r["extrapolated"]:
             print(f"flopcast: warning: {r['hardware']}: prediction extrapolates beyond the training data "
@@ -115,7 +146,62 @@ def run_predict(args: argparse.Namespace) -> int:
         sys.stdout.write("\n")
     else:
         render(records, Console())
+    if args.plot is not None:
+        from flopcast.predictor.plots import plot_predictions
+
+        for path in plot_predictions(run, model, args.plot):
+            print(f"wrote {path}", file=sys.stderr)
     return 0
+
+
+@dataclass(frozen=True)
+class PredictedRun:
+    """Predictions of one configured step, per training regime and device, with what produced them.
+
+    Attributes:
+        config: the prediction's configuration.
+        training: the regimes predicted.
+        analyses: per regime, the analyses by device kind (``cuda``/``cpu``).
+        predictions: per regime, one prediction per device, in ``config.hardware`` order.
+        records: the JSON records of ``predict --json``, regime by regime.
+        model_version: the cost model's version (and the calibration it was refitted on).
+    """
+
+    config: Any
+    training: Any
+    analyses: dict[str, dict[str, Any]]
+    predictions: dict[str, list[Any]]
+    records: list[dict[str, Any]]
+    model_version: str
+
+
+def predict_records(config: Any, model: Any, training: Any, analyse: Any = None) -> PredictedRun:
+    """Run :func:`flopcast.predictor.predict.predict` for each training regime; the one cost path of every command.
+
+    Args:
+        config: a PredictConfig.
+        model: the loaded cost model.
+        training: the regimes (:class:`flopcast.predictor.ep.Training`).
+        analyse: the analysis function (default: in-process analysis).
+    """
+    from flopcast.predictor.predict import _analyse_config, predict
+
+    base = analyse or _analyse_config
+    analyses, predictions, records = {}, {}, []
+    for regime in training.regimes:
+        analyses[regime], predictions[regime] = predict(config, model, analyse=training.analyser(regime, base))
+    sources = sorted({str(p.extra["calibration"]) for ps in predictions.values() for p in ps
+                      if p.extra.get("calibration")})  # --calibration DIR, or this machine's stored campaign
+    version = f"{model.version}, calibrated on {', '.join(sources)}" if sources else model.version
+    for regime in training.regimes:
+        for r in prediction_records(config, analyses[regime], predictions[regime], version):
+            r["training"] = regime
+            if regime == "ep":
+                r.update(ep_free_steps=training.ep_free_steps, ep_nudged_steps=training.ep_nudged_steps)
+            if len(training.regimes) > 1:
+                r["label"] = f"{r['hardware']} ({training.describe(regime)})"
+            records.append(r)
+    return PredictedRun(config, training, analyses, predictions, records, version)
 
 
 def fmt_time(s: float) -> str:
@@ -134,6 +220,15 @@ def _interval(r: dict[str, Any], key: str, unit: str) -> str:
     return f"{f(r[key])} [{f(r[key + '_p10'])}, {f(r[key + '_p90'])}]"
 
 
+def calibrated_cell(r: dict[str, Any]) -> str:
+    """Whether the model has measurements of the device, as what, and whose (the spec sheet alone: no)."""
+    if not r["calibrated"]:
+        return "no: physical model" if r.get("physical_model") else "no: spec sheet (wider intervals)"
+    text = "yes" if r.get("calibrated_as") in (None, r["hardware"]) else f"yes, as {r['calibrated_as']}"
+    by = r.get("measured_by")
+    return f"{text}, measured by {by}" if by and by != "flopcast" else text
+
+
 def render(records: list[dict[str, Any]], console: Console) -> None:
     """Print predictions as one table (a column per device) plus notes."""
     r0 = records[0]
@@ -141,18 +236,15 @@ def render(records: list[dict[str, Any]], console: Console) -> None:
     console.print(f"[bold]{r0['target']}[/bold]  {r0['mode']} step, batch {r0['batch_size']}, {r0['precision']}"
                   f"{', ' + how if how else ''}: {si(r0['flops'], 'FLOP')}, {si(r0['bytes_accessed'], 'B')} "
                   f"accessed, {si(r0['params'])} params")
-    table = Table(title=f"predicted (median [10 %, 90 %]), model {r0['model_version']}", title_justify="left")
-    table.add_column("")
-    for r in records:
-        table.add_column(r["hardware"] + (" *" if r["extrapolated"] else ""), justify="right")
-    rows: list[tuple[str, Any]] = [
+    headers = ("", *(r.get("label", r["hardware"]) + (" *" if r["extrapolated"] else "") for r in records))
+    rows: list[tuple[str, Any]] = [("step FLOPs", lambda r: si(r["flops"], "FLOP"))] if "label" in r0 else []
+    rows += [
         ("step time", lambda r: _interval(r, "step_time_s", "s")),
         ("step energy", lambda r: _interval(r, "step_energy_j", "J")),
         ("peak memory", lambda r: "not estimated" if r["peak_memory_bytes"] is None else
          f"{si(r['peak_memory_bytes'], 'B', 1024)} of {si(r['memory_bytes'], 'B', 1024)}"),
         ("fits", lambda r: "unknown" if r["fits"] is None else "yes" if r["fits"] else "[red]no[/red]"),
-        ("calibrated", lambda r: ("yes" if r.get("calibrated_as") in (None, r["hardware"]) else
-                                  f"yes, as {r['calibrated_as']}") if r["calibrated"] else "no (wider intervals)"),
+        ("calibrated", calibrated_cell),
     ]
     if "run_time_s" in r0:
         rows += [("run steps", lambda r: str(r["steps"])),
@@ -162,14 +254,16 @@ def render(records: list[dict[str, Any]], console: Console) -> None:
     if "max_batch_size" in r0:
         rows.append(("max batch size", lambda r: "unknown" if r["max_batch_size"] is None
                      else str(r["max_batch_size"])))
-    for label, cell in rows:
-        table.add_row(label, *(cell(r) for r in records))
+    cells = tuple((label, *(cell(r) for r in records)) for label, cell in rows)
+    title = f"predicted (median [10 %, 90 %]), model {r0['model_version']}"
+    table = Layout(title, None, headers, (False, *(True for _ in records)), cells).table(console)  # names never cut
+    table.title_justify = "left"
     console.print(table)
     if any(r["extrapolated"] for r in records):
         console.print("* extrapolated: outside the training range")
     for r in records:
         for note in r["notes"]:
-            console.print(f"[yellow]{r['hardware']}:[/yellow] {note}")
+            console.print(f"[yellow]{r.get('label', r['hardware'])}:[/yellow] {note}")
     if r0["unsupported_ops"]:
         listed = ", ".join(f"{k} x{v}" for k, v in list(r0["unsupported_ops"].items())[:8])
         console.print(f"[yellow]unsupported ops (bytes only):[/yellow] {listed}")

@@ -128,7 +128,8 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
     total = float(q[:, 1].sum())
     launch_bound = q[:, 1] < LAUNCH_BOUND_FACTOR * t.launch_overhead_s * repeat
     by_category = pd.Series(q[:, 1], index=f.index).groupby(f["category"]).sum()
-    out_of_range = _outside(f, model.op_time.ranges_, EXTRAPOLATION_FEATURES[:2], OP_RANGE_MARGIN)
+    ranges = model.op_time.ranges_.get("gpu" if d.kind == "gpu" else "cpu", {})
+    out_of_range = _outside(f, ranges, EXTRAPOLATION_FEATURES[:2], OP_RANGE_MARGIN)
     return ComposedStep(
         ops_s=total,
         ops_p10_s=float(q[:, 0].sum()),
@@ -141,7 +142,7 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
         roofline_s=float(np.sum(f["roofline_s"].to_numpy() * repeat)),
         fallback=dict(Counter(f.loc[~known, "category"])),
         extrapolated_share=float(q[out_of_range, 1].sum() / total) if total > 0 else 0.0,
-        hardware_out_of_range=_hardware_outside(f, model.op_time.ranges_),
+        hardware_out_of_range=_hardware_outside(f, ranges, d.kind),
         category_s={str(k): float(v) for k, v in by_category.items()},
     )
 
@@ -188,16 +189,27 @@ def op_quantiles(model: CostModel, f: pd.DataFrame, overhead_s: float, offsets: 
 
 
 def _outside(f: pd.DataFrame, ranges: dict[str, list[float]], names: tuple[str, ...], margin: float) -> np.ndarray:
+    """Rows outside the trained range of any of ``names`` (a feature without a range: every row outside)."""
     out = np.zeros(len(f), dtype=bool)
     for name in names:
+        if name not in ranges:
+            return np.ones(len(f), dtype=bool)
         lo, hi = ranges[name]
         out |= (f[name].to_numpy() < lo - margin) | (f[name].to_numpy() > hi + margin)
     return out
 
 
-def _hardware_outside(f: pd.DataFrame, ranges: dict[str, list[float]]) -> tuple[str, ...]:
-    names = [n for n in EXTRAPOLATION_FEATURES if n.startswith("hw_")]
-    return tuple(n for n in names if len(f) and _outside(f, ranges, (n,), HW_RANGE_MARGIN).any())
+def _hardware_outside(f: pd.DataFrame, ranges: dict[str, list[float]], kind: str) -> tuple[str, ...]:
+    """The device's spec-sheet features outside the range of the trained devices of its kind.
+
+    A kind the op model has no device of is one entry, ``no trained <kind>``; a feature the device does not
+    know (NaN: an AMD GPU's compute capability) is not judged.
+    """
+    if not ranges:
+        return (f"no trained {kind}",)
+    names = [n for n in EXTRAPOLATION_FEATURES if n.startswith("hw_") and n in ranges]
+    known = [n for n in names if len(f) and np.isfinite(f[n].to_numpy(float)).all()]
+    return tuple(n for n in known if _outside(f, ranges, (n,), HW_RANGE_MARGIN).any())
 
 
 def step_frame(rows: list[dict[str, object]]) -> pd.DataFrame:

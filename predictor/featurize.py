@@ -47,19 +47,39 @@ FEATURES = (*NUMERIC, *CATEGORICAL)
 """Feature columns, in model order."""
 
 GPU_IDENTITY_FEATURES = ("hw_log_peak", "hw_log_bw", "hw_log_cu", "hw_log_clock", "hw_log_mem", "hw_log_launch",
-                         "hw_log_ridge", "hw_log_bw_per_cu", *TRAIT_NAMES)
-"""Features that tell one GPU from another: hidden (missing) on GPU rows, so that the trees learn only what
-GPUs share (shapes against the roofline, waves over the SMs) and a GPU's own level is its device offset
-(:class:`~flopcast.predictor.op_model.OpTimeModel`); a GPU without data then differs only by its roofline, its
-waves over its SMs and its predicted offsets. CPU rows keep them."""
+                         "hw_log_ridge", "hw_log_bw_per_cu", "hw_base_ratio", "hw_lanes", "hw_log_w_per_cu_ghz")
+"""Features that tell one GPU from another: hidden (missing) on GPU rows, so that the trees learn what GPUs
+share (shapes against the roofline, waves over the SMs) and a GPU's own level is its device offset
+(:class:`~flopcast.predictor.op_model.OpTimeModel`). A GPU keeps two traits of its generation, the compute
+capability and L2 bytes per SM (newer SMs run reductions and small batched GEMMs closer to their peak; a large
+L2 holds their operands): an H100 is then read like the H200 of its generation. CPU rows keep them all."""
 
 GEMM_OPS = ("aten.mm", "aten.addmm", "aten.bmm", "aten.baddbmm")
 """One GEMM kernel family under four names: the op model sees them as ``aten.mm`` in the pass-independent
 phase ``any`` (a bias epilogue, a batch dim and a backward pass's transposed operands are in the shapes, not in
 the kernel's name), so GEMMs measured in any of these forms price every other."""
 
-EXTRAPOLATION_FEATURES = ("log_flops", "log_bytes", "hw_log_peak", "hw_log_bw")
-"""Features whose training range is recorded: a prediction outside it is flagged ``extrapolated``."""
+EXTRAPOLATION_FEATURES = ("log_flops", "log_bytes", "hw_log_peak", "hw_log_bw", "hw_log_cu", "hw_cc",
+                          "hw_log_l2_per_cu")
+"""Features whose training range is recorded per device kind (a GPU is judged against the GPUs trained on, a
+CPU against the CPUs): a prediction outside it is flagged ``extrapolated``. The op sizes first, then the
+device's spec-sheet numbers (peak, bandwidth, SMs or cores, generation, L2 per SM; NaN ones are not judged)."""
+
+
+def device_kind_of(features: pd.DataFrame) -> np.ndarray:
+    """Each featurized row's device kind as the ranges key it (``gpu`` or ``cpu``)."""
+    return np.where(features["hw_gpu"].to_numpy(float) > 0.5, "gpu", "cpu")
+
+
+def feature_ranges(features: pd.DataFrame) -> dict[str, dict[str, list[float]]]:
+    """Per device kind, the [min, max] of each :data:`EXTRAPOLATION_FEATURES` over the rows (NaN ignored)."""
+    kinds = device_kind_of(features)
+    out: dict[str, dict[str, list[float]]] = {}
+    for kind in np.unique(kinds):
+        rows = features[kinds == kind]
+        out[str(kind)] = {k: [float(rows[k].min()), float(rows[k].max())] for k in EXTRAPOLATION_FEATURES
+                          if rows[k].notna().any()}
+    return out
 
 _EPS = 1e-30
 

@@ -17,10 +17,13 @@ EXIT_USER_ERROR = 2
 EXIT_INTERNAL_ERROR = 1
 
 STAGE_COMMANDS = (("flopcast.calibration.cli", "add_calibrate_parser", ("calibrate", "hardware")),
-                  ("flopcast.predictor.cli", "add_predict_parser", ("predict", "fit")))
+                  ("flopcast.predictor.cli", "add_predict_parser", ("predict", "fit")),
+                  ("flopcast.predictor.card", "add_card_parser", ("card",)),
+                  ("flopcast.predictor.suggest", "add_suggest_parser", ("suggest",)),
+                  ("flopcast.predictor.report", "add_report_parser", ("report",)))
 """The stages' modules that register subcommands, their registering function and the commands they add."""
 
-OPTIONAL_EXTRAS = {"tensorflow": "tf", "keras": "tf", "tf_keras": "tf", "onnx": "onnx"}
+OPTIONAL_EXTRAS = {"tensorflow": "tf", "keras": "tf", "tf_keras": "tf", "onnx": "onnx", "matplotlib": "plots"}
 """Modules of optional dependencies and the ``flopcast[extra]`` that installs them."""
 
 USER_OS_ERRORS = (FileNotFoundError, PermissionError, IsADirectoryError, NotADirectoryError, FileExistsError)

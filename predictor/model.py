@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flopcast.calibration.descriptor import HardwareDescriptor
+from flopcast.calibration.identity import same_device
 from flopcast.predictor.device_offsets import predicted_offsets
 from flopcast.predictor.featurize import HardwareView
 from flopcast.predictor.memory import MemoryModel
@@ -51,12 +52,11 @@ class CostModel:
         are named by vendor and brand (``local-cpu-amd-epyc``), which cloud VMs share across generations,
         so the core count, the CPU family (``extra.cpu_family``, from ``/proc/cpuinfo``) and the vector
         width (``extra.flops_per_cycle_per_core``) must match where both descriptors know them: a 2-core
-        Zen 5 VM's measurements do not calibrate a 64-core server or a Zen 3 VM of the same brand.
+        Zen 5 VM's measurements do not calibrate a 64-core server or a Zen 3 VM of the same brand. The rule is
+        :func:`flopcast.calibration.identity.same_device`, which the per-user calibration store applies too.
         """
         for name, entry in self.hardware.items():
-            desc = entry["descriptor"]
-            same = d.name == name or (bool(d.vendor_name) and desc.get("vendor_name") == d.vendor_name)
-            if same and desc.get("kind") == d.kind and (d.kind != "cpu" or _same_cpu(d, desc)):
+            if same_device(d, name, entry["descriptor"]):
                 return name
         return None
 
@@ -93,12 +93,3 @@ def finite_or(value: float | None, default: float) -> float:
     """``value`` when it is a finite number, else ``default``."""
     return float(value) if value is not None and math.isfinite(value) else default
 
-
-def _same_cpu(d: HardwareDescriptor, desc: dict[str, Any]) -> bool:
-    """Whether a CPU descriptor matches a trained CPU's: core count, CPU family, FLOPs per cycle (unknowns match)."""
-    trained = desc.get("compute_units")
-    if trained and d.compute_units and int(trained) != int(d.compute_units):
-        return False
-    mine, theirs = d.extra or {}, desc.get("extra") or {}
-    return all(mine.get(k) is None or theirs.get(k) is None or mine[k] == theirs[k]
-               for k in ("cpu_family", "flops_per_cycle_per_core"))

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import xgboost as xgb
 
-from flopcast.predictor.featurize import CATEGORICAL, EXTRAPOLATION_FEATURES, FEATURES, encode
+from flopcast.predictor.featurize import CATEGORICAL, FEATURES, encode, feature_ranges
 
 QUANTILES = (0.1, 0.5, 0.9)
 
@@ -144,7 +144,7 @@ class OpTimeModel(_Booster):
         else:
             pred = self.predict_log_ratio(features)[:, 1]
         self.fallback_log_ratio_ = float(np.median(y))
-        self.ranges_ = {k: [float(features[k].min()), float(features[k].max())] for k in EXTRAPOLATION_FEATURES}
+        self.ranges_ = feature_ranges(features)
         self.train_metrics_ = {"rows": len(y), "median_abs_pct_error": _median_ape(np.exp(pred - y))}
         return self
 
@@ -217,7 +217,7 @@ class OpTimeModel(_Booster):
         self.intercept_ = float(state["intercept"])
         self.offsets_ = {k: [float(x) for x in v] for k, v in state["offsets"].items()}
         self.fallback_log_ratio_ = float(state["fallback_log_ratio"])
-        self.ranges_ = {k: list(v) for k, v in state["ranges"].items()}
+        self.ranges_ = {kind: {k: list(v) for k, v in r.items()} for kind, r in state["ranges"].items()}
         self.train_metrics_ = dict(state["train_metrics"])
         return self
 

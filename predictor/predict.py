@@ -24,8 +24,9 @@ from flopcast.predictor.analysis_cache import StepAnalysis
 from flopcast.predictor.carbon import carbon_intensity_g_per_kwh
 from flopcast.predictor.compose import ComposedStep, compose, step_frame
 from flopcast.predictor.featurize import analysis_device
-from flopcast.predictor.memory import CONTEXT_BYTES, fits_in_memory
+from flopcast.predictor.memory import CONTEXT_BYTES, blas_workspace_bytes, fits_in_memory
 from flopcast.predictor.model import CostModel
+from flopcast.predictor.physical import is_physical, predict_physical
 from flopcast.predictor.power import energy_with_time_spread, power_bounded_j, step_energy_base_j
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class PredictConfig:
         region: grid country for CO2 (ISO 3166 alpha-3 or alpha-2; ``None``: world average).
         pue: data-centre power usage effectiveness (facility energy / IT energy).
         max_batch: also search the largest batch size that fits in memory.
+        use_store: without ``calibration``, take ``local``'s campaign from the per-user calibration store.
     """
 
     analysis: AnalyzeConfig
@@ -67,6 +69,7 @@ class PredictConfig:
     region: str | None = None
     pue: float = 1.0
     max_batch: bool = False
+    use_store: bool = True
 
     def __post_init__(self) -> None:
         if self.pue < 1.0:
@@ -89,15 +92,19 @@ class Prediction:
         calibrated: whether the model has measurements of this device.
         calibrated_as: the measured device whose stages priced it (``None``: none; differs from ``hardware``
             where a probed CPU matched a released one of another name, e.g. ``local-cpu-amd-epyc-zen4``).
+        measured_by: who measured the device the model was trained on (``flopcast`` or an imported public
+            source such as ``NeuSight (external)``; ``None``: not measured, priced from its spec sheet).
         extrapolated: whether the step or device lies outside the training range.
         step_time_s: median step time and its 10 / 90 % quantiles, s.
         step_energy_j: median step energy and its 10 / 90 % quantiles, J.
         est_peak_memory_bytes: the analysis' peak estimate, bytes (``None``: the front end estimates none).
-        peak_memory_bytes: predicted peak (allocator overhead included), bytes (``None``: not estimated).
+        peak_memory_bytes: predicted peak as ``max_memory_allocated`` counts it in a run (allocator overhead and
+            the process's cuBLAS workspaces included), bytes (``None``: not estimated).
         memory_bytes: device memory, bytes.
         fits: whether the peak plus context overhead fits in the device memory (``None``: unknown).
         composed: op-level details.
         notes: one-line caveats (roofline fallback, extrapolation, energy prior).
+        workspace_bytes: the cuBLAS / cuBLASLt workspaces within ``peak_memory_bytes``, bytes.
     """
 
     hardware: str
@@ -114,6 +121,8 @@ class Prediction:
     notes: tuple[str, ...] = ()
     energy_source: str = "prior"
     calibrated_as: str | None = None
+    measured_by: str | None = None
+    workspace_bytes: int = 0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
@@ -121,12 +130,12 @@ class Prediction:
         t, e, c = self.step_time_s, self.step_energy_j, self.composed
         return {
             "hardware": self.hardware, "device_kind": self.kind, "calibrated": self.calibrated,
-            "calibrated_as": self.calibrated_as, "extrapolated": self.extrapolated,
+            "calibrated_as": self.calibrated_as, "measured_by": self.measured_by, "extrapolated": self.extrapolated,
             "step_time_s": t[1], "step_time_s_p10": t[0], "step_time_s_p90": t[2],
             "step_energy_j": e[1], "step_energy_j_p10": e[0], "step_energy_j_p90": e[2],
             "avg_power_w": e[1] / t[1] if t[1] > 0 else None, "energy_source": self.energy_source,
             "est_peak_memory_bytes": self.est_peak_memory_bytes, "peak_memory_bytes": self.peak_memory_bytes,
-            "memory_bytes": self.memory_bytes, "fits": self.fits,
+            "workspace_bytes": self.workspace_bytes, "memory_bytes": self.memory_bytes, "fits": self.fits,
             "roofline_time_s": c.roofline_s, "ops_time_s": c.ops_s, "predicted_ops": c.n_ops,
             "launch_bound_share": c.launch_bound_share, "time_by_category_s": c.category_s,
             "roofline_fallback": c.fallback, "notes": list(self.notes), **self.extra,
@@ -181,6 +190,8 @@ def predict_on(model: CostModel, step: StepAnalysis, d: HardwareDescriptor, prec
         mode: train or infer.
         calibrated: override of whether the device counts as calibrated (default: trained on it).
     """
+    if is_physical(d):  # a hypothetical device: the physical model (predictor/physical.py), never calibrated
+        return predict_physical(model, step, d)
     trained = model.trained_name(d)
     calibrated = trained is not None if calibrated is None else calibrated
     name = trained or d.name
@@ -192,7 +203,9 @@ def predict_on(model: CostModel, step: StepAnalysis, d: HardwareDescriptor, prec
     e = tuple(float(x) for x in power_bounded_j(energy_with_time_spread(e_at_median_time, np.array(t)), np.array(t), d))
     if not calibrated:
         t, e = widen(t), widen(e)
-    peak = int(model.memory.predict(name, d.kind, step.peak_memory_bytes)) if step.memory_estimated else None
+    workspace = blas_workspace_bytes(d, step.ops)
+    peak = int(model.memory.predict(name, d.kind, step.peak_memory_bytes)) + workspace \
+        if step.memory_estimated else None
     notes = [] if step.memory_estimated else ["peak memory not estimated: this front end traces no tensor lifetimes"]
     if c.fallback:
         cats = ", ".join(f"{k} ({n} ops)" for k, n in sorted(c.fallback.items()))
@@ -211,7 +224,16 @@ def predict_on(model: CostModel, step: StepAnalysis, d: HardwareDescriptor, prec
         peak_memory_bytes=peak, memory_bytes=int(d.memory_bytes),
         fits=fits_in_memory(peak, d.memory_bytes, d.kind) if peak is not None else None,
         composed=c, notes=tuple(notes), energy_source=source, calibrated_as=trained if calibrated else None,
+        measured_by=measured_by(model, trained) if calibrated else None,
+        workspace_bytes=workspace,
     )
+
+
+def measured_by(model: CostModel, trained: str | None) -> str | None:
+    """Who measured a trained device: an imported source its descriptor names, else ``flopcast``."""
+    if trained is None or trained not in model.hardware:
+        return None
+    return str((model.hardware[trained]["descriptor"].get("extra") or {}).get("measured_by") or "flopcast")
 
 
 def run_totals(p: Prediction, batch_size: int, dataset_size: int, epochs: int, region: str | None,
@@ -273,14 +295,18 @@ def max_batch_size(fits: Callable[[int], bool], guess: int = 1, limit: int = MAX
 def predict_max_batch(model: CostModel, d: HardwareDescriptor, name: str, analyse: Callable[[int], StepAnalysis],
                       batch_size: int, peak_at_batch: int) -> int:
     """Largest batch size whose predicted peak fits ``d``'s memory (analyses at a few batch sizes)."""
-    def peak(b: int) -> int:
-        return int(model.memory.predict(name, d.kind, analyse(b).peak_memory_bytes))
+    step = analyse(batch_size + 1)
+    workspace = blas_workspace_bytes(d, step.ops)  # which ops run, so the workspaces, does not depend on the batch
+
+    def peak(b: int, est: int | None = None) -> int:
+        est = analyse(b).peak_memory_bytes if est is None else est
+        return int(model.memory.predict(name, d.kind, est)) + workspace
 
     def fits(b: int) -> bool:
         return fits_in_memory(peak(b), d.memory_bytes, d.kind)
 
-    p0 = model.memory.predict(name, d.kind, peak_at_batch)
-    p1 = peak(batch_size + 1)
+    p0 = peak(batch_size, peak_at_batch)
+    p1 = peak(batch_size + 1, step.peak_memory_bytes)
     per_sample = max(p1 - p0, 1.0)
     room = d.memory_bytes - CONTEXT_BYTES.get(d.kind, 0) - p0
     guess = max(1, batch_size + math.floor(room / per_sample))
@@ -300,11 +326,7 @@ def predict(config: PredictConfig, model: CostModel, analyse: Callable[[AnalyzeC
     Returns:
         The analyses by device kind (``cuda``/``cpu``) and one prediction per device, in the given order.
     """
-    calibration = None
-    if config.calibration is not None:
-        from flopcast.predictor.calibrated import calibrate_model
-
-        model, calibration = calibrate_model(model, config.calibration)
+    model, calibration, source = calibrated_for(config, model)
     devices = [resolve_hardware(h, calibration) for h in config.hardware]
     analyses: dict[str, Analysis] = {}
     out = []
@@ -327,5 +349,26 @@ def predict(config: PredictConfig, model: CostModel, analyse: Callable[[AnalyzeC
             name = model.trained_name(d) or d.name
             extra["max_batch_size"] = predict_max_batch(model, d, name, at, config.analysis.batch_size,
                                                         a.peak_memory_bytes)
-        out.append(replace(p, extra=extra))
+        if calibration is not None and d is calibration:
+            extra["calibration"] = str(source)
+        out.append(replace(p, extra={**p.extra, **extra}))
     return analyses, out
+
+
+def calibrated_for(config: PredictConfig, model: CostModel) -> tuple[CostModel, HardwareDescriptor | None, Path | None]:
+    """The model calibrated for the campaign ``predict`` uses, the campaign's descriptor and its folder.
+
+    ``--calibration DIR`` when given (its errors are the user's to see); else, when ``--hardware`` names
+    ``local`` and ``config.use_store``, this machine's campaign from the per-user store (``flopcast
+    calibrate`` files it there; an unusable one is one warning line and no calibration); else none.
+    """
+    if config.calibration is not None:
+        from flopcast.predictor.calibrated import calibrate_model
+
+        return (*calibrate_model(model, config.calibration), config.calibration)
+    if not config.use_store or not any(h.strip().lower() == "local" for h in config.hardware):
+        return model, None, None
+    from flopcast.calibration.probe import probe_local
+    from flopcast.predictor.calibrated import calibrate_from_store
+
+    return calibrate_from_store(model, probe_local()[0])

@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 STAGES = ("datasets", "features", "calibration", "predictor")
-DATA_TOOLS = ("flopcast.datasets.validate", "flopcast.datasets.refresh")
+DATA_TOOLS = ("flopcast.datasets.validate", "flopcast.datasets.refresh", "flopcast.datasets.import_neusight")
 """Tools over the released data that check it against the hardware's physics and re-run the tracer."""
 
 

@@ -101,3 +101,41 @@ def test_zoo_steps_are_the_plain_step_unless_asked():
     assert cfg.step == StepOptions("auto", 1.0, 2, True, True)
     with pytest.raises(ValueError, match="--grad-accumulation must be >= 1"):
         config_from_args(parse("calibrate", "--grad-accumulation", "0"))
+
+
+@pytest.fixture
+def fake_campaign(monkeypatch, tmp_path):
+    """``run_campaign`` replaced by one that writes a synthetic campaign of ``test-cpu`` into ``--out``."""
+    from flopcast.calibration import filing
+    from flopcast.calibration.campaign import CampaignResult
+    from flopcast.calibration.descriptor import HardwareDescriptor
+    from flopcast.calibration.tracking import Emissions
+    from flopcast.calibration.user_store import HOME_ENV
+    from tests.datasets.synthetic import DEVICES, write_folder
+
+    d = HardwareDescriptor.from_dict(DEVICES["test-cpu"])
+
+    def run(cfg):
+        folder = write_folder(cfg.out_dir, "test-cpu", n_ops=20)
+        return CampaignResult(folder, d, "c1", None, 68, 0, 68, {"microbench": 20, "steps": 48}, 1.0, 3.0, False,
+                              Emissions(1e-6, 1e-5))
+
+    monkeypatch.setattr(campaign, "run_campaign", run)
+    monkeypatch.setattr(filing, "probe_local", lambda: [d])
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+    return tmp_path
+
+
+def test_calibrate_ends_by_filing_the_campaign_and_printing_the_predict_that_uses_it(fake_campaign, capsys):
+    args = parse("calibrate", "--quick", "--out", str(fake_campaign / "out"), "--no-tracking")
+    assert args.func(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[-2].startswith(f"filed as this machine's calibration in {fake_campaign / 'home' / 'calibrations'}")
+    assert lines[-1].startswith("predict with it: flopcast predict ") and lines[-1].endswith("--hardware local")
+
+
+def test_no_store_leaves_the_store_alone(fake_campaign, capsys):
+    args = parse("calibrate", "--quick", "--out", str(fake_campaign / "out"), "--no-tracking", "--no-store")
+    assert config_from_args(args).store is False
+    assert args.func(args) == 0
+    assert "filed" not in capsys.readouterr().out and not (fake_campaign / "home").exists()

@@ -64,3 +64,31 @@ def test_parser_requires_a_subcommand():
     add_hardware_parser(parser.add_subparsers(dest="command"))
     with pytest.raises(SystemExit):
         parser.parse_args(["hardware"])
+
+
+def test_list_shows_the_calibrated_devices_of_the_store_and_which_is_this_machine(run, tmp_path, monkeypatch, capsys):
+    import json
+
+    from flopcast.calibration import hardware_cli
+    from flopcast.calibration.descriptor import HardwareDescriptor
+    from flopcast.calibration.user_store import ENTRY_FILE, HOME_ENV, save_campaign
+    from tests.datasets.synthetic import DEVICES, write_folder
+
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+    assert "calibrated with `flopcast calibrate`" not in run("list")  # nothing filed: the catalog alone
+    save_campaign(write_folder(tmp_path / "a", "test-cpu", n_ops=20))
+    gpu = save_campaign(write_folder(tmp_path / "b", "test-gpu", n_ops=20))
+    monkeypatch.setattr(hardware_cli, "probe_local", lambda: [HardwareDescriptor.from_dict(DEVICES["test-cpu"])])
+    out = run("list")
+    store = out[out.index("calibrated with `flopcast calibrate`"):]
+    cpu_line = next(line for line in store.splitlines() if "test-cpu" in line)
+    gpu_line = next(line for line in store.splitlines() if "test-gpu" in line)
+    assert "yes: --hardware local" in cpu_line and " 20 │" in cpu_line and " 48 │" in cpu_line
+    assert "│ no " in gpu_line
+    (gpu.path / ENTRY_FILE).write_text(json.dumps({"format": 99}))
+    args = hardware_cli.argparse.Namespace()
+    assert hardware_cli.cmd_list(args) == 0
+    captured = capsys.readouterr()
+    assert "test-gpu" not in captured.out.split("calibrated with")[-1]
+    (warning,) = captured.err.splitlines()
+    assert warning.startswith("flopcast: warning: ignoring a stored calibration: ") and "stale" in warning

@@ -118,3 +118,23 @@ def test_campaign_lands_on_a_real_mlflow_server(mlflow_server, tmp_path):
     assert run.info.status == "FINISHED"
     assert run.data.metrics["rows_microbench"] == 2 and run.data.metrics["rows_steps"] == 1
     assert "microbench.parquet" in {a.path for a in client.list_artifacts(run.info.run_id)}
+
+
+QUIET = """
+import sys
+from pathlib import Path
+from flopcast.calibration.tracking import CampaignRun, track_emissions
+out = Path(sys.argv[1])
+run = CampaignRun(f"sqlite:///{out / 'mlflow.db'}", "flopcast-test", "calibrate-test")
+with track_emissions(out, "FRA") as emissions:
+    pass
+run.end()
+print(emissions.error or "ok")
+"""
+
+
+def test_a_first_campaign_prints_no_mlflow_or_codecarbon_lines(tmp_path):
+    out = subprocess.run([sys.executable, "-c", QUIET, str(tmp_path)], capture_output=True, text=True, check=True,
+                         cwd=tmp_path)
+    assert out.stderr == "", out.stderr  # was: mlflow's "Creating initial MLflow database tables...",
+    assert (tmp_path / "mlflow.db").is_file()  # codecarbon's "offline tracker init" and "Multiple instances"

@@ -102,3 +102,22 @@ def test_measured_row_records_the_step_it_timed():
     assert row["trusted"] and (plain["loss"], plain["grad_accumulation"]) == ("mean", 1)
     # the row's static columns are the analysis of the same step (two micro-batches, so more FLOPs)
     assert row["flops"] == zoo_steps.static_columns(config, "cpu")[0]["flops"] > plain["flops"]
+
+
+PROFILED = """
+import torch
+from flopcast.calibration.zoo_steps import cpu_peak_memory_bytes
+print(cpu_peak_memory_bytes(lambda: torch.ones(1 << 20) + 1))
+print(cpu_peak_memory_bytes(lambda: torch.ones(1 << 20) + 1))
+"""
+
+
+def test_the_profiler_prints_no_usdt_or_stage_lines():
+    import os
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if k != "KINETO_LOG_LEVEL"}  # as a user's shell has it
+    out = subprocess.run([sys.executable, "-c", PROFILED], capture_output=True, text=True, env=env, check=True)
+    assert out.stderr == "", out.stderr  # kineto wrote `USDT: ... profiler_start` here at every profile
+    assert [int(x) >= 4 << 20 for x in out.stdout.split()] == [True, True]

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import logging
 
 import pytest
 
+from flopcast.calibration.descriptor import HardwareDescriptor
 from flopcast.datasets.loader import load_datasets
-from flopcast.predictor.calibrated import calibrate_model, distinct_name
+from flopcast.predictor.calibrated import calibrate_from_store, calibrate_model, distinct_name
 from flopcast.predictor.predict import predict_on
 from flopcast.predictor.training import FitConfig, fit_cost_model
-from tests.datasets.synthetic import write_folder
+from tests.datasets.synthetic import DEVICES, write_folder
 from tests.predictor.conftest import synthetic_analyse as analyse
 
 
@@ -67,3 +69,37 @@ def test_the_refit_keeps_the_models_own_fit_settings(gpu_data, tmp_path):
     assert (params["n_estimators"], params["random_state"], params["max_depth"]) == (12, 7, 4)
     assert model.info["max_rows_per_family"] == 15
     assert model.hardware["test-cpu"]["op_rows"] == 30  # the campaign's 20 + 20 rows of two families, 15 each
+
+
+@pytest.fixture
+def filed(tmp_path, monkeypatch):
+    """A ``test-cpu`` campaign filed in a private store, as ``flopcast calibrate`` leaves it."""
+    from flopcast.calibration.user_store import HOME_ENV, save_campaign
+
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+    return save_campaign(write_folder(tmp_path / "calibrated-here", "test-cpu", n_ops=40))
+
+
+CPU = HardwareDescriptor.from_dict(DEVICES["test-cpu"])
+
+
+def test_the_stored_campaign_of_this_machine_calibrates_the_model(gpu_only, filed):
+    model, d, path = calibrate_from_store(gpu_only, CPU, analyse=analyse)
+    assert path == filed.path and d.name == "test-cpu" and model.trained_name(d) == "test-cpu"
+    assert gpu_only.trained_name(CPU) is None  # left alone
+    assert [p.name for p in filed.path.iterdir() if p.name.startswith("model-")]  # cached in the entry
+
+
+def test_another_processor_is_not_calibrated_by_it(gpu_only, filed):
+    other = HardwareDescriptor.from_dict({**DEVICES["test-cpu"], "compute_units": 64})
+    assert calibrate_from_store(gpu_only, other, analyse=analyse) == (gpu_only, None, None)
+
+
+def test_a_corrupt_stored_table_is_one_warning_and_no_calibration(gpu_only, filed, caplog):
+    (filed.path / "steps.parquet").write_bytes(b"PAR1 not a parquet file")
+    with caplog.at_level(logging.WARNING):
+        assert calibrate_from_store(gpu_only, CPU, analyse=analyse) == (gpu_only, None, None)
+    (record,) = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    message = record.getMessage()
+    assert message.startswith("flopcast: warning: ignoring this machine's stored calibration in ")
+    assert "\n" not in message and "uncalibrated" in message

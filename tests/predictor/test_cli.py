@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import json
+import logging
 import shutil
 
 import pytest
 
+from flopcast.calibration.descriptor import HardwareDescriptor
 from flopcast.predictor.main import main
 from tests.datasets.synthetic import DEVICES
 
@@ -23,6 +25,7 @@ REQUIRED_KEYS = {
     "hardware", "calibrated", "model_version",
 }
 RUN_KEYS = {"run_time_s", "run_energy_kwh", "run_co2_kg"}
+CPU = HardwareDescriptor.from_dict(DEVICES["test-cpu"])
 
 
 @pytest.fixture(scope="module")
@@ -116,3 +119,95 @@ def test_fit_writes_a_loadable_model(data_root, tmp_path, capsys):
                  "--no-progress"]) == 0
     assert "wrote model" in capsys.readouterr().out and (out / "metadata.json").is_file()
     assert main(["fit", "--data", str(tmp_path / "nothing"), "--out", str(out)]) == 2
+
+
+@pytest.fixture(scope="module")
+def gpu_only_dir(data_root, tmp_path_factory):
+    """A model that has never seen ``test-cpu``: the new machine of the store tests."""
+    from flopcast.datasets.loader import load_datasets
+    from flopcast.predictor.io import save_model
+    from flopcast.predictor.training import FitConfig, fit_cost_model
+    from tests.predictor.conftest import synthetic_analyse
+
+    model = fit_cost_model(load_datasets([data_root / "test-gpu"]), FitConfig(n_estimators=20, progress=False),
+                           analyse=synthetic_analyse)
+    return save_model(model, tmp_path_factory.mktemp("gpu-only"))
+
+
+@pytest.fixture
+def this_machine(tmp_path, monkeypatch):
+    """This machine probes as ``test-cpu``; a private store; zoo steps analysed synthetically."""
+    from flopcast.calibration import probe
+    from flopcast.calibration.user_store import HOME_ENV
+    from flopcast.predictor import calibrated
+    from tests.predictor.conftest import synthetic_analyse
+
+    monkeypatch.setattr(probe, "probe_local", lambda device="auto": [CPU])
+    monkeypatch.setattr(calibrated, "zoo_step", synthetic_analyse)
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+    return tmp_path
+
+
+def _plain_local(files, model_dir, capsys):
+    code = _predict(files, model_dir, "--hardware", "local", "--json")
+    captured = capsys.readouterr()
+    (record,) = json.loads(captured.out)  # --json: a list, one object per device
+    return code, record, captured.err
+
+
+def test_a_plain_predict_uses_the_campaign_calibrate_filed_from_another_directory(files, gpu_only_dir, this_machine,
+                                                                                   monkeypatch, capsys):
+    from flopcast.calibration.user_store import find_calibration, save_campaign
+    from tests.datasets.synthetic import write_folder
+
+    code, before, _ = _plain_local(files, gpu_only_dir, capsys)
+    assert code == 0 and before["calibrated"] is False and "calibration" not in before
+    monkeypatch.chdir(this_machine)
+    save_campaign(write_folder(this_machine / "calibrated-here", "test-cpu", n_ops=40))
+    elsewhere = this_machine / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    code, after, _ = _plain_local(files, gpu_only_dir, capsys)
+    entry = find_calibration(CPU)
+    assert code == 0 and after["calibrated"] is True and after["calibrated_as"] == "test-cpu"
+    assert after["calibration"] == str(entry.path) and f"calibrated on {entry.path}" in after["model_version"]
+    assert after["step_time_s_p90"] / after["step_time_s_p10"] < before["step_time_s_p90"] / before["step_time_s_p10"]
+
+
+def test_a_corrupt_store_warns_once_and_predicts_uncalibrated(files, gpu_only_dir, this_machine, capsys, caplog):
+    from flopcast.calibration.user_store import save_campaign
+    from tests.datasets.synthetic import write_folder
+
+    entry = save_campaign(write_folder(this_machine / "c", "test-cpu", n_ops=40))
+    (entry.path / "microbench.parquet").write_bytes(b"garbage")
+    with caplog.at_level(logging.WARNING):
+        code, out, _ = _plain_local(files, gpu_only_dir, capsys)
+    assert code == 0 and out["calibrated"] is False
+    (line,) = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert line.startswith(f"flopcast: warning: ignoring this machine's stored calibration in {entry.path}: ")
+    assert "\n" not in line
+
+
+def test_calibration_dir_overrides_the_store(files, gpu_only_dir, this_machine, capsys, caplog):
+    from flopcast.calibration.user_store import save_campaign
+    from tests.datasets.synthetic import write_folder
+
+    entry = save_campaign(write_folder(this_machine / "c", "test-cpu", n_ops=40))
+    (entry.path / "microbench.parquet").write_bytes(b"garbage")  # the store is not even read
+    folder = write_folder(this_machine / "explicit", "test-cpu", n_ops=40)
+    with caplog.at_level(logging.WARNING):
+        assert _predict(files, gpu_only_dir, "--hardware", "local", "--calibration", str(folder), "--json") == 0
+    (out,) = json.loads(capsys.readouterr().out)
+    assert out["calibrated"] is True and out["calibration"] == str(folder)
+    assert not [r for r in caplog.records if "stored calibration" in r.getMessage()]
+
+
+def test_the_prediction_table_never_cuts_a_device_name(files, model_dir, capsys, monkeypatch):
+    long = dict(DEVICES["test-cpu"], name="local-cpu-intel-r-xeon-r-processor-887cb3")
+    (files / "long.json").write_text(json.dumps(long))
+    monkeypatch.setenv("COLUMNS", "80")
+    devices = f"{files / 'test-gpu.json'},h100,{files / 'long.json'}"
+    assert _predict(files, model_dir, "--hardware", devices) == 0
+    out = capsys.readouterr().out
+    assert "…" not in out and max(map(len, out.splitlines())) <= 80
+    assert "local-cpu-intel-r-xeon-r-processor-887cb3" in out and "h100-sxm" in out

@@ -21,3 +21,17 @@ def test_op_times_are_what_compose_sums(model):
     assert per_op.repeat.sum() == step.n_ops
     assert (per_op.repeat == 16).any()  # the fused LSTM's per-step kernels, with their repeat count
     assert np.all(np.diff(per_op.q, axis=1) >= 0)  # quantiles ordered per op
+
+
+def test_a_gpu_is_judged_against_the_trained_gpus_not_the_cpus_beside_them(model):
+    from flopcast.calibration.catalog import get_hardware
+    from tests.datasets.synthetic import op_rows
+
+    ops = op_rows(8).assign(python_call=True)
+    # the synthetic model trained a 2e11 FLOP/s CPU and a 6e13 FLOP/s GPU: a T4 (8.1e12) lies between the two,
+    # inside the pooled range but far below the only trained GPU
+    t4 = compose(model, ops, get_hardware("t4"), "fp32")
+    assert t4.extrapolated and "hw_log_peak" in t4.hardware_out_of_range
+    assert not compose(model, ops, GPU, "fp32").hardware_out_of_range  # the trained GPU itself: in range
+    ranges = model.op_time.ranges_
+    assert set(ranges) == {"cpu", "gpu"} and ranges["gpu"]["hw_log_peak"][0] > ranges["cpu"]["hw_log_peak"][1]

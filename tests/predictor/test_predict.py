@@ -53,6 +53,21 @@ def test_a_device_matched_under_another_name_says_which_it_was_priced_as(model):
     assert not other.calibrated and other.calibrated_as is None
 
 
+def test_a_prediction_says_who_measured_its_device(model):
+    from flopcast.predictor.cli import calibrated_cell
+
+    step = synthetic_analyse("b2", 4, "train", "fp32", "adamw", "cuda")
+    imported = copy.copy(model)
+    imported.hardware = copy.deepcopy(model.hardware)
+    imported.hardware["test-gpu"]["descriptor"]["extra"] = {"measured_by": "NeuSight (external)"}
+    own, theirs = predict_on(model, step, GPU, "fp32", "train"), predict_on(imported, step, GPU, "fp32", "train")
+    spec = predict_on(model, step, replace(GPU, name="other-gpu"), "fp32", "train")
+    assert (own.measured_by, theirs.measured_by, spec.measured_by) == ("flopcast", "NeuSight (external)", None)
+    assert calibrated_cell(own.to_dict()) == "yes"
+    assert calibrated_cell(theirs.to_dict()) == "yes, measured by NeuSight (external)"
+    assert calibrated_cell(spec.to_dict()) == "no: spec sheet (wider intervals)"
+
+
 def test_widen_keeps_the_median():
     lo, mid, hi = widen((1.0, 2.0, 3.0))
     assert mid == 2.0 and lo < 1.0 and hi > 3.0
@@ -142,3 +157,30 @@ def test_a_front_end_without_a_memory_estimate_reports_it_unknown_not_zero(model
     assert any("peak memory not estimated" in n for n in p.notes)
     assert p.step_time_s[1] > 0  # time and energy are still predicted
     assert predict_on(model, step, GPU, "fp32", "infer").fits is True
+
+
+def test_a_gpu_peak_holds_the_cublas_workspace_the_fitted_step_peak_does_not(model):
+    step = synthetic_analyse("b2", 4, "infer", "fp32", "none", "cuda")  # matmuls in the forward phase only
+    p = predict_on(model, step, GPU, "fp32", "infer")
+    assert p.workspace_bytes == 4096 * 1024 * 2 + 16 * 1024 * 8  # one thread, not Hopper: torch's :4096:2:16:8
+    fitted = int(model.memory.predict("test-gpu", "gpu", step.peak_memory_bytes))
+    assert p.peak_memory_bytes == fitted + p.workspace_bytes
+    assert p.to_dict()["workspace_bytes"] == p.workspace_bytes
+    cpu = predict_on(model, step, HardwareDescriptor.from_dict(DEVICES["test-cpu"]), "fp32", "infer")
+    assert cpu.workspace_bytes == 0
+
+
+def test_max_batch_leaves_room_for_the_workspace(model):
+    from flopcast.predictor.memory import CONTEXT_BYTES
+    from flopcast.predictor.predict import predict_max_batch
+
+    def analyse(b):
+        return synthetic_analyse("b2", b, "infer", "fp32", "none", "cuda")
+
+    per_sample = analyse(2).peak_memory_bytes - analyse(1).peak_memory_bytes
+    workspace = 4096 * 1024 * 2 + 16 * 1024 * 8
+    small = replace(GPU, memory_bytes=CONTEXT_BYTES["gpu"] + workspace + 100 * per_sample)
+    best = predict_max_batch(model, small, "test-gpu", analyse, 4, analyse(4).peak_memory_bytes)
+    peak = model.memory.predict("test-gpu", "gpu", analyse(best).peak_memory_bytes) + workspace
+    over = model.memory.predict("test-gpu", "gpu", analyse(best + 1).peak_memory_bytes) + workspace
+    assert peak + CONTEXT_BYTES["gpu"] <= small.memory_bytes < over + CONTEXT_BYTES["gpu"]

@@ -16,6 +16,7 @@ from flopcast.calibration.zoo import ZOO, ZooModel, get, names
 from flopcast.calibration.zoo.mobilenet import mobilenet_v2
 from flopcast.calibration.zoo.resnet import resnet18, resnet50
 from flopcast.calibration.zoo.vgg import vgg11, vgg11_bn
+from flopcast.features.step import first_tensor  # the model's main output, as the traced step takes it
 
 _SPEC = re.compile(r"^(?P<dtype>\w+)\[(?P<dims>[^\]]*)\](?:<(?P<high>\d+))?$")
 
@@ -31,13 +32,6 @@ def make_input(spec: str, batch: int, generator: torch.Generator | None = None) 
     return torch.randint(0, int(match["high"]), shape, dtype=dtype, generator=generator)
 
 
-def first_tensor(output: object) -> torch.Tensor:
-    """The model's main output: the tensor itself, or ``logits`` of a Hugging Face output."""
-    if isinstance(output, torch.Tensor):
-        return output
-    logits = output.logits  # type: ignore[attr-defined]
-    assert logits is output[0]  # type: ignore[index]
-    return logits
 
 
 def param_count(model: torch.nn.Module) -> int:
@@ -94,7 +88,8 @@ def test_entry_is_well_formed(name: str) -> None:
     assert entry.name == name
     assert entry.family and entry.description
     assert all(b > 0 for b in entry.batch_sizes)
-    assert entry.gpu_batch_sizes and all(b > 0 for b in entry.gpu_batch_sizes)
+    published = name in {m.name for m in zoo.published.PUBLISHED}  # measured by others: no batch sizes of ours
+    assert (bool(entry.gpu_batch_sizes) != published) and all(b > 0 for b in entry.gpu_batch_sizes)
     for spec in entry.inputs:
         match = _SPEC.match(spec)
         assert match, spec
