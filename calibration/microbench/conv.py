@@ -171,13 +171,16 @@ class _Conv1d(Convolution):
     """1-d convolutions over sequences up to 8192 long.
 
     Kernels and strides span the wide strided kernels of audio front ends (M5's first layer: kernel 80,
-    stride 4) as well as the narrow ones of temporal CNNs.
+    stride 4) as well as the narrow ones of temporal CNNs. Kernel 80 and stride 4 were added for M5 (commit
+    f566233): a config drawn with either derives from ``m5-audio``'s shapes (:attr:`Family.widened_for`).
     """
 
     ndim = 1
     max_size = 8192
     kernels = (1, 3, 3, 5, 7, 15, 31, 80)
     strides = (1, 1, 2, 4)
+    widened_for: ClassVar[Mapping[str, Mapping[Any, tuple[str, ...]]]] = {
+        "k": {80: ("m5-audio",)}, "stride": {4: ("m5-audio",)}}
     patches = ()
 
 
