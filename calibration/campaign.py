@@ -173,7 +173,8 @@ def measure_op(task: Task, device: str, measure_fn: MeasureFn) -> dict[str, Any]
         measured = with_problem(measured, problem) if problem else measured
     finally:
         del fn
-    return {"family": task.name, "config": config_json(task.config), **static, **measured}
+    return {"family": task.name, "config": config_json(task.config), "source_model": task.source, **static,
+            **measured}
 
 
 def _progress(enabled: bool) -> Progress:

@@ -12,7 +12,7 @@ import logging
 import math
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from flopcast.calibration.provenance import Provenance
 from flopcast.calibration.store import row_key
 from flopcast.calibration.zoo import names as zoo_names
 from flopcast.calibration.zoo_steps import step_configs
+from flopcast.features.table import ops_table_source
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -52,6 +53,8 @@ class Task:
         key: the row key (see :func:`~flopcast.calibration.store.row_key`).
         energy: whether this measurement gets an energy window.
         static: traced OP_COLUMNS of an op config, with a trace problem under ``"_problem"``.
+        source: the op row's ``source_model``: models its shapes derive from, comma-separated and sorted (the
+            targets of the ``--ops-from`` tables holding it, the zoo models its sampler range was widened for).
     """
 
     kind: str
@@ -60,6 +63,7 @@ class Task:
     key: str
     energy: bool = False
     static: dict[str, Any] = field(default_factory=dict, compare=False)
+    source: str = ""
 
 
 def working_set_cap_bytes(cfg: CalibrateConfig, descriptor: HardwareDescriptor) -> int:
@@ -101,9 +105,25 @@ def _fit(family: Family, config: Config, cap_bytes: int, cap_flops: float) -> tu
     return config, {**static, "_problem": problem}
 
 
-def _op_task(name: str, config: Config, static: dict[str, Any], prov: Provenance) -> Task:
+def _op_task(name: str, config: Config, static: dict[str, Any], prov: Provenance, sources: Sequence[str] = ()
+             ) -> Task:
     key = row_key(kind="op", family=name, config=config, dtype=config["dtype"], **prov.versions())
-    return Task("op", name, config, key, static=static)
+    return Task("op", name, config, key, static=static,
+                source=joined_sources(sources, get_family(name).derived_from(config)))
+
+
+def joined_sources(*parts: Sequence[str]) -> str:
+    """The ``source_model`` value of several lists of model names: unique, sorted, comma-separated."""
+    return ",".join(sorted({m for part in parts for m in part if m}))
+
+
+def table_source(path: Path) -> str:
+    """The model an ``--ops-from`` table was analysed from (a zoo model by its bare name), ``""`` if it does not say."""
+    source = ops_table_source(path).removeprefix("zoo:")
+    if not source:
+        log.warning("--ops-from %s names no source model (written before op tables recorded it): its rows cannot "
+                    "be kept out of a family-out evaluation", path)
+    return source
 
 
 def _size(task: Task) -> float:
@@ -140,19 +160,20 @@ def ops_from_stream(
     """
     kind = "gpu" if descriptor.kind == "gpu" else "cpu"
     cap_bytes, cap_flops = working_set_cap_bytes(cfg, descriptor), cfg.max_flops or FLOPS_CAP[kind]
-    tasks, seen = [], set()
+    tasks: dict[str, Task] = {}
     for path in paths:
+        source = table_source(path)
         for name, config in configs_from_ops_table(pd.read_parquet(path)):
             family = get_family(name)
             excluded = cfg.families is not None and name not in cfg.families
             if config["dtype"] not in family.dtypes_for(kind) or excluded:
                 continue
             config, static = _fit(family, config, cap_bytes, cap_flops)
-            task = _op_task(name, config, static, prov)
-            if task.key not in seen:
-                seen.add(task.key)
-                tasks.append(task)
-    return spread(tasks, _size)
+            task = _op_task(name, config, static, prov, [source])
+            if task.key in tasks:  # one shape of several models: measured once, derived from each
+                task = replace(tasks[task.key], source=joined_sources(tasks[task.key].source.split(","), [source]))
+            tasks[task.key] = task
+    return spread(list(tasks.values()), _size)
 
 
 def step_stream(cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Provenance) -> list[Task]:
@@ -177,7 +198,7 @@ def _with_energy(tasks: list[Task], share: float) -> list[Task]:
     for t in tasks:
         if t.kind == "op":
             energy = math.floor((i + 1) * share) > math.floor(i * share) or (i == 0 and share > 0)
-            t = Task(t.kind, t.name, t.config, t.key, energy, t.static)
+            t = replace(t, energy=energy)
             i += 1
         out.append(t)
     return out
@@ -189,13 +210,13 @@ def plan_tasks(cfg: CalibrateConfig, descriptor: HardwareDescriptor, prov: Prove
     if cfg.ops_from:
         streams.append(ops_from_stream(cfg.ops_from, cfg, descriptor, prov))
     streams.append(step_stream(cfg, descriptor, prov))
-    seen: set[str] = set()
-    unique = []
+    unique: dict[str, Task] = {}
     for t in interleave([s for s in streams if s]):
-        if t.key not in seen:  # equal configs (sampled twice, or also in --ops-from) are measured once
-            seen.add(t.key)
-            unique.append(t)
-    return _with_energy(unique, cfg.energy_share if cfg.energy else 0.0)[cfg.shard_index :: cfg.shard_count]
+        if t.key in unique:  # equal configs (sampled twice, or also in --ops-from) are measured once, with every source
+            t = replace(unique[t.key], source=joined_sources(unique[t.key].source.split(","), t.source.split(",")))
+        unique[t.key] = t
+    tasks = list(unique.values())
+    return _with_energy(tasks, cfg.energy_share if cfg.energy else 0.0)[cfg.shard_index :: cfg.shard_count]
 
 
 def config_json(config: dict[str, Any]) -> str:

@@ -222,7 +222,7 @@ def microbench_table(rows: list[dict[str, Any]], hardware: str, provenance: dict
         config_json = json.dumps(r["config"], sort_keys=True)
         features, problem = _static(get_family, static_features, r["family"], config_json)
         key = hashlib.sha256(f"neusight|{hardware}|{r['upstream_op']}|{config_json}".encode()).hexdigest()[:24]
-        out.append({"family": r["family"], "config": config_json, **features,
+        out.append({"family": r["family"], "config": config_json, "source_model": "", **features,
                     "time_s": r["time_s"], "time_s_min": math.nan, "time_s_max": math.nan, "n_repeats": 5,
                     "n_windows": 1, "window_s": math.nan, "energy_j": math.nan, "energy_source": "none",
                     "energy_window_s": 0.0, "avg_power_w": math.nan, "trusted": not problem,

@@ -17,7 +17,13 @@ from typing import Any
 
 import pandas as pd
 
-from flopcast.datasets.schema import MICROBENCH_COLUMNS, SCHEMA_VERSION, STEP_COLUMNS, STEP_OPTION_DEFAULTS
+from flopcast.datasets.schema import (
+    MICROBENCH_COLUMNS,
+    MICROBENCH_DEFAULTS,
+    SCHEMA_VERSION,
+    STEP_COLUMNS,
+    STEP_OPTION_DEFAULTS,
+)
 
 DATASETS_DIR = Path(__file__).resolve().parent
 """Where released hardware folders live (shipped as package data)."""
@@ -118,8 +124,8 @@ def read_table(folder: Path, table: str, checksums: dict[str, str]) -> pd.DataFr
         return _empty(columns)
     for name in set(columns) - set(df.columns):
         df[name] = None
-    if table == "steps":  # rows measured before the step options ran the plain step
-        df = df.fillna({k: v for k, v in STEP_OPTION_DEFAULTS.items() if v is not None})
+    defaults = STEP_OPTION_DEFAULTS if table == "steps" else MICROBENCH_DEFAULTS  # rows older than those columns
+    df = df.fillna({k: v for k, v in defaults.items() if v is not None})
     return _typed(df[list(columns)], columns)
 
 

@@ -61,6 +61,7 @@ PROVENANCE_COLUMNS: dict[str, str] = {
 MICROBENCH_COLUMNS: dict[str, str] = {
     "family": "string",  # microbenchmark family (matmul, conv2d_fwd, ...)
     "config": "string",  # JSON of the family's config
+    "source_model": "string",  # models the shapes came from, comma-separated ("" for sampled shapes); see below
     **OP_COLUMNS,
     **MEASURED_COLUMNS,
     **PROVENANCE_COLUMNS,
@@ -87,6 +88,14 @@ STEP_COLUMNS: dict[str, str] = {
     "params": "int64",
     **MEASURED_COLUMNS,
     **PROVENANCE_COLUMNS,
+}
+
+# What a microbenchmark row without a provenance column (measured before it existed) meant. ``source_model`` names
+# the models whose shapes a config was derived from: the analysed target of a ``calibrate --ops-from`` table
+# (a zoo model by its name) and the zoo models a sampler range was widened for (``Family.widened_for``); an
+# evaluation holding out a model's family must not train on these rows. Older rows read as "" (sampled).
+MICROBENCH_DEFAULTS: dict[str, object] = {
+    "source_model": "",
 }
 
 # What a step row without the step-option columns (measured before they existed) meant: the plain step.

@@ -18,8 +18,10 @@ from pathlib import Path
 
 from flopcast.predictor.main import main as flopcast
 
-ROOT = Path(__file__).resolve().parent
-HYPOTHETICAL = ROOT.parent / "predictor" / "hypothetical"
+REPO = Path(__file__).resolve().parent.parent
+ROOT = Path("experiments")
+"""Paths relative to the repository root (the script runs there), so the outputs name no local folder."""
+HYPOTHETICAL = Path("predictor") / "hypothetical"
 POOL = ROOT / "pools" / "example-cluster.yaml"
 TARGETS = {
     "gpt2-small": ["hf:gpt2", "--batch-size", "8", "--seq-len", "1024", "--precision", "bf16",
@@ -32,7 +34,7 @@ TARGETS = {
 
 def run(args: list[str], out: Path | None, log: list[str]) -> None:
     """One ``flopcast`` command; its standard output goes to ``out`` (if given); the command line is logged."""
-    shown = " ".join(shlex.quote(a) for a in args).replace(str(ROOT.parent) + "/", "")
+    shown = " ".join(shlex.quote(a) for a in args)
     started = time.perf_counter()
     buffer = io.StringIO()
     with contextlib.redirect_stdout(buffer):
@@ -40,7 +42,7 @@ def run(args: list[str], out: Path | None, log: list[str]) -> None:
     if code != 0:
         raise SystemExit(f"flopcast {shown} failed with exit code {code}")
     if out is not None:
-        out.write_text(buffer.getvalue().replace(str(ROOT.parent) + "/", ""))
+        out.write_text(buffer.getvalue())
     log.append(f"- `flopcast {shown}` ({time.perf_counter() - started:.0f} s)")
     print(log[-1], file=sys.stderr)
 
@@ -48,10 +50,14 @@ def run(args: list[str], out: Path | None, log: list[str]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, help="cost model folder (default: the bundled one)")
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "answers")
+    parser.add_argument("--out", type=Path, help="output folder (default: experiments/results/answers)")
     parser.add_argument("--country", default="FR")
     parser.add_argument("--model-note", default="", help="how the --model was made, for commands.md")
     args = parser.parse_args()
+    if args.model:
+        args.model = args.model.resolve()
+    args.out = args.out.resolve() if args.out else ROOT / "results" / "answers"
+    os.chdir(REPO)
     os.environ["COLUMNS"] = "160"  # tables as wide as a terminal shows them, not cut to 80 columns
     model = ["--model", str(args.model)] if args.model else []
     log: list[str] = []

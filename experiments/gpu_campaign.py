@@ -57,6 +57,7 @@ FOLLOWUP_FAMILIES = ("matmul", "conv2d_fwd", "conv2d_grad_input", "conv2d_grad_w
 
 def followup_op_tables(root: Path) -> tuple[Path, ...]:
     """``analyze --ops-parquet`` tables of :data:`FOLLOWUP_STEPS` (CUDA train steps), written under ``root``."""
+    from flopcast.features.table import write_ops_frame
     from flopcast.predictor.analysis_cache import zoo_step
 
     folder = root / "followup-ops"
@@ -65,7 +66,7 @@ def followup_op_tables(root: Path) -> tuple[Path, ...]:
     for model, batch, precision in FOLLOWUP_STEPS:
         path = folder / f"{model}-b{batch}-{precision}.parquet"
         if not path.is_file():
-            zoo_step(model, batch, "train", precision, "adamw", "cuda").ops.to_parquet(path)
+            write_ops_frame(zoo_step(model, batch, "train", precision, "adamw", "cuda").ops, path, source=model)
         paths.append(path)
     return tuple(paths)
 

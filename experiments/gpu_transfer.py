@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from evaluate import subset
-from result_tables import markdown
+from result_tables import write_result
 
 from flopcast.calibration.catalog import get_hardware
 from flopcast.datasets.loader import load_datasets
@@ -92,16 +92,10 @@ def main() -> int:
         preds.append(held_out_gpu(rows, ds, gpu, config, args.max_rows or None))
         print(f"  {gpu}: {len(preds[-1])} rows predicted", file=sys.stderr)
     p = pd.concat(preds)
-    table = error_rows(p)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    table.to_csv(RESULTS / "gpu_transfer.csv", index=False)
     about = (f"leave-one-GPU-out, {args.n_estimators} rounds, seed {args.seed}, "
              f"<= {args.max_rows} rows per device and family")
-    (RESULTS / "gpu_transfer.md").write_text(
-        "# Op time on unseen GPUs (`python experiments/gpu_transfer.py`)\n\n" + about + "\n\n" + markdown(table) + "\n")
-    with pd.option_context("display.width", 250, "display.max_rows", 500):
-        print(about)
-        print(table.to_string(index=False))
+    write_result(RESULTS, "gpu_transfer", "Op time on unseen GPUs (`python experiments/gpu_transfer.py`)", about,
+                 error_rows(p))
     return 0
 
 

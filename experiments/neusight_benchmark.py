@@ -16,7 +16,8 @@ GPUs): no label of a model ever predicts that model.
 
 Run: ``python experiments/neusight_benchmark.py --neusight PATH [--data DIR ...]`` (PATH: a NeuSight checkout,
 for ``summary.csv``; the labels themselves are read from the imported ``datasets/neusight-*``). Prints the table
-and writes ``experiments/results/neusight_benchmark.{md,csv,png}``.
+and writes ``experiments/results/neusight_benchmark.{md,csv,png}`` (the table) and
+``neusight_benchmark_rows.csv`` (every row).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from evaluate import stage_copy, subset
-from result_tables import markdown
+from result_tables import write_result
 
 from flopcast.calibration.catalog import get_hardware
 from flopcast.datasets.import_neusight import GPUS, LABELS
@@ -163,19 +164,14 @@ def main() -> int:
     config = FitConfig(n_estimators=args.n_estimators, progress=False, op_model_params={"random_state": args.seed},
                        max_rows_per_family=args.max_rows or None)
     p = scored(rows, args.data, config)
-    table = error_table(p)
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    p.to_csv(RESULTS / "neusight_benchmark.csv", index=False)
     about = (f"{len(p)} rows ({int(p['hardware'].isin(BENCHMARK_GPUS).sum())} on the 6 benchmark GPUs), "
              f"{args.n_estimators} boosting rounds, seed {args.seed}, "
              f"{args.max_rows or 'all'} op rows per device and family")
-    (RESULTS / "neusight_benchmark.md").write_text(
-        "# NeuSight's end-to-end benchmark (`python experiments/neusight_benchmark.py`)\n\n" + about + "\n\n"
-        + markdown(table, lambda v: "" if isinstance(v, float) and np.isnan(v) else str(v)) + "\n")
+    write_result(RESULTS, "neusight_benchmark", "NeuSight's end-to-end benchmark "
+                 "(`python experiments/neusight_benchmark.py`)", about, error_table(p),
+                 lambda v: "" if isinstance(v, float) and np.isnan(v) else str(v))
+    p.to_csv(RESULTS / "neusight_benchmark_rows.csv", index=False)
     plot(p, RESULTS / "neusight_benchmark.png")
-    with pd.option_context("display.width", 250, "display.max_columns", 30):
-        print(about)
-        print(table.to_string(index=False))
     return 0
 
 

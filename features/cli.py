@@ -137,7 +137,7 @@ def run_analyze(args: argparse.Namespace) -> int:
     analysis = analyze_config(config)
     for path in (args.ops_csv, args.ops_parquet):
         if path:
-            write_ops_table(analysis.ops, path)
+            write_ops_table(analysis.ops, path, source=analysis.target.target)
     run = analysis.scaled_to_run(dataset_size, epochs) if dataset_size else None
     if args.json:
         out = analysis.to_dict()

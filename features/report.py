@@ -10,8 +10,8 @@ from flopcast.features.analysis import Analysis
 
 
 def si(value: float, unit: str = "", base: int = 1000) -> str:
-    """Format ``value`` with an SI (or binary, ``base=1024``) prefix: ``1.23 GFLOP``, ``3.4 GiB``."""
-    prefixes = ["", "K", "M", "G", "T", "P", "E"]
+    """Format ``value`` with an SI (or binary, ``base=1024``) prefix: ``1.23 GFLOP``, ``4.5 kJ``, ``3.4 GiB``."""
+    prefixes = ["", "k" if base == 1000 else "K", "M", "G", "T", "P", "E"]
     v, i = float(value), 0
     while abs(v) >= base and i < len(prefixes) - 1:
         v /= base

@@ -88,8 +88,7 @@ def calibrate_model(model: CostModel, folder: str | Path, analyse: Callable[...,
                     "in %s%s", d.name, training.version, folder,
                     " (once: cached there; the first time on a machine also analyses the training steps)"
                     if cache else "")
-        out = fit_cost_model(merged(training, campaign), FitConfig(n_estimators=model.op_time.n_estimators,
-                                                                   progress=False), analyse)
+        out = fit_cost_model(merged(training, campaign), refit_config(model), analyse)
         out.info["calibrated_for"] = {"device": d.name, "campaign": campaign.version, "base_model": model.version}
     else:
         out = with_device_stages(model, campaign, d, analyse)
@@ -99,6 +98,13 @@ def calibrate_model(model: CostModel, folder: str | Path, analyse: Callable[...,
         except OSError as e:  # a read-only folder only costs time
             log.warning("could not cache the calibrated model in %s: %s", cached, e)
     return out, d
+
+
+def refit_config(model: CostModel) -> FitConfig:
+    """The fit settings ``model`` was fitted with (its op model's hyperparameters and seed, its row cap)."""
+    params = model.op_time.get_params()
+    return FitConfig(n_estimators=int(params.pop("n_estimators")), progress=False, op_model_params=params,
+                     max_rows_per_family=model.info.get("max_rows_per_family"))
 
 
 def calibrate_from_store(model: CostModel, local: HardwareDescriptor,

@@ -192,7 +192,8 @@ def build_card(config: CardConfig, model: Any, analyse: Any = None) -> dict[str,
             **({"total": per(config.inference_samples)} if config.inference_samples else {}),
         },
         "hardware": {"name": train["hardware"], "calibrated": train["calibrated"],
-                     "calibrated_as": train["calibrated_as"], "basis": basis, "notes": train["notes"]},
+                     "calibrated_as": train["calibrated_as"], "measured_by": train.get("measured_by"),
+                     "basis": basis, "notes": train["notes"]},
         "training_type": config.training_type,
         "flopcast_version": flopcast_version(), "model_version": train["model_version"],
         "method": METHOD.format(mode="training") + (PHYSICAL_METHOD if physical else ""),
@@ -251,7 +252,9 @@ def card_markdown(card: dict[str, Any]) -> str:
              f"Predicted by flopcast before the run for `{card['target']}` on **{h['name']}**; median with the "
              "10-90 % interval.", "", "| | median | 10-90 % interval |", "|---|---|---|"]
     lines += [f"| {a} | {b} | {c} |" for a, b, c in rows]
-    basis = {"measured": "measured: the cost model was fitted on this device's own measurements",
+    by = h.get("measured_by")
+    whose = f"{by}'s measurements of this device" if by and by != "flopcast" else "this device's own measurements"
+    basis = {"measured": f"measured: the cost model was fitted on {whose}",
              "spec-only": "spec-only: no measurements of this device, predicted from its spec sheet (wider "
                           "intervals)"}.get(h["basis"], h["basis"])
     fits = {True: "fits", False: "does **not** fit", None: "memory not estimated"}[t["fits"]]

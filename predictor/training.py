@@ -173,6 +173,7 @@ def fit_op_stage(ds: Dataset, config: FitConfig = FitConfig()) -> CostModel:
                              "energy_source": "none"} for name in descs}
     model.info = {"dataset_version": ds.version, "checksums": ds.checksums, "flopcast_version": flopcast_version(),
                   "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                  "max_rows_per_family": config.max_rows_per_family,
                   "metrics": {"op_time": op_time.train_metrics_,
                               "op_power": op_power.train_metrics_ if op_power else None}}
     return model
@@ -259,7 +260,7 @@ def fit_step_stages(model: CostModel, steps: pd.DataFrame, frame: pd.DataFrame, 
     groups = steps["family"].astype(str).to_numpy() if len(steps) else None
     model.step_time.fit(frame, steps["time_s"].to_numpy(float) if len(steps) else np.zeros(0), groups,
                         kinds["step_time"])
-    frame = with_energy_base(model, frame, steps["time_s"].to_numpy(float) if len(steps) else None)
+    frame = with_energy_base(model, frame, steps["time_s"].to_numpy(float) if len(steps) else np.zeros(0))
     has_e = (steps["energy_j"].astype(float) > 0).to_numpy() if len(steps) else np.zeros(0, bool)
     model.step_energy.fit(frame[has_e], steps.loc[has_e, "energy_j"].to_numpy(float),
                           groups[has_e] if groups is not None else None, kinds["step_energy"])
@@ -267,22 +268,22 @@ def fit_step_stages(model: CostModel, steps: pd.DataFrame, frame: pd.DataFrame, 
     model.memory.fit(mem, steps["measured_peak_memory_bytes"].astype(float).to_numpy() if len(steps) else [])
 
 
-def with_energy_base(model: CostModel, frame: pd.DataFrame, time_s: np.ndarray | None = None) -> pd.DataFrame:
-    """The frame with ``step_time_s`` and ``energy_base_j`` (J) columns.
+def with_energy_base(model: CostModel, frame: pd.DataFrame, time_s: np.ndarray) -> pd.DataFrame:
+    """The frame with ``step_time_s`` and ``energy_base_j`` (J) columns, for fitting the energy stage.
 
     Args:
-        model: the model (its step time stage gives the times when ``time_s`` is ``None``).
+        model: the model (its device table gives each row's descriptor).
         frame: step frame.
         time_s: measured step times, s: the energy stage is fitted on the base at the measured time, so
             that it learns how the device's power departs from the physical base, not the time stage's
-            errors (those come back as the time interval at prediction: :func:`energy_with_time_spread`).
-            ``None``: the predicted median times.
+            errors (those come back as the time interval at prediction, where
+            :func:`flopcast.predictor.predict.predict_on` takes the base at the predicted time).
     """
     frame = frame.copy()
     if frame.empty:
         frame["step_time_s"], frame["energy_base_j"] = [], []
         return frame
-    frame["step_time_s"] = model.step_time.predict(frame)[:, 1] if time_s is None else np.asarray(time_s, float)
+    frame["step_time_s"] = np.asarray(time_s, float)
     base = np.empty(len(frame))
     for i, (_, r) in enumerate(frame.iterrows()):
         d = HardwareDescriptor.from_dict(model.hardware[r["hardware"]]["descriptor"]) \

@@ -97,6 +97,9 @@ class Family:
         shrink_keys: config dims halved (largest first) until a config fits in the memory cap.
         cpu_dtypes: dtype keys sensible on a CPU.
         gpu_dtypes: dtype keys sensible on a GPU.
+        widened_for: sampled values added to cover the layers of particular zoo models, ``{config key: {value:
+            (zoo model, ...)}}``: a sampled config with such a value derives from those models' shapes (the
+            ``source_model`` column), so a family-out evaluation must not train on it when their family is held out.
     """
 
     name: ClassVar[str]
@@ -105,6 +108,11 @@ class Family:
     shrink_keys: ClassVar[tuple[str, ...]] = ()
     cpu_dtypes: ClassVar[tuple[str, ...]] = ("fp32", "bf16")
     gpu_dtypes: ClassVar[tuple[str, ...]] = ("fp32", "bf16", "fp16")
+    widened_for: ClassVar[Mapping[str, Mapping[Any, tuple[str, ...]]]] = {}
+
+    def derived_from(self, config: Mapping[str, Any]) -> tuple[str, ...]:
+        """Zoo models whose layers a config's values were added to the sampler for (:attr:`widened_for`), sorted."""
+        return tuple(sorted({m for key, values in self.widened_for.items() for m in values.get(config.get(key), ())}))
 
     def dtypes_for(self, device_kind: str) -> tuple[str, ...]:
         """Dtype keys this family measures on a ``cpu`` or ``gpu``."""

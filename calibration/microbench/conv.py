@@ -35,6 +35,10 @@ def conv_attrs(row: Mapping[str, Any], backward: bool) -> dict[str, Any]:
     return dict(zip(_BACKWARD_ARGS if backward else _FORWARD_ARGS, attrs["args"], strict=False))
 
 
+PATCH_SHARE = 0.1
+"""Share of sampled 2-d convolutions that are patchify stems (kernel = stride)."""
+
+
 class Convolution(Family):
     """Square (2-d) or 1-d convolutions, dense or depthwise, padding ``k // 2``, no bias.
 
@@ -49,6 +53,9 @@ class Convolution(Family):
     max_size: ClassVar[int] = 256
     kernels: ClassVar[tuple[int, ...]] = (1, 3, 3, 3, 5, 7)
     strides: ClassVar[tuple[int, ...]] = (1, 1, 2)
+    patches: ClassVar[tuple[int, ...]] = (4, 8, 14, 16, 32)
+    """Patchify convolutions (kernel = stride, no padding): the stems of vision transformers, ConvNeXt and Swin,
+    drawn for :data:`PATCH_SHARE` of the configs."""
     shrink_keys = ("n", "c_in", "c_out", "size")
     gpu_dtypes = ("fp32", "tf32", "bf16", "fp16")
 
@@ -62,7 +69,7 @@ class Convolution(Family):
         k = rng.choice(self.kernels)
         depthwise = rng.random() < 0.15
         c_in = log_int(rng, 1, 1024)
-        return {
+        config = {
             "n": log_int(rng, 1, 128),
             "c_in": c_in,
             "c_out": c_in if depthwise else log_int(rng, 1, 1024),
@@ -72,6 +79,10 @@ class Convolution(Family):
             "padding": k // 2,
             "depthwise": depthwise,
         }
+        if self.patches and rng.random() < PATCH_SHARE:  # a patchify stem: kernel = stride, no padding
+            patch = rng.choice(self.patches)
+            config.update(k=patch, stride=patch, padding=0, size=max(config["size"], patch))
+        return config
 
     @override
     def phase(self, config: Config) -> Phase:
@@ -160,13 +171,17 @@ class _Conv1d(Convolution):
     """1-d convolutions over sequences up to 8192 long.
 
     Kernels and strides span the wide strided kernels of audio front ends (M5's first layer: kernel 80,
-    stride 4) as well as the narrow ones of temporal CNNs.
+    stride 4) as well as the narrow ones of temporal CNNs. Kernel 80 and stride 4 were added for M5 (commit
+    f566233): a config drawn with either derives from ``m5-audio``'s shapes (:attr:`Family.widened_for`).
     """
 
     ndim = 1
     max_size = 8192
     kernels = (1, 3, 3, 5, 7, 15, 31, 80)
     strides = (1, 1, 2, 4)
+    widened_for: ClassVar[Mapping[str, Mapping[Any, tuple[str, ...]]]] = {
+        "k": {80: ("m5-audio",)}, "stride": {4: ("m5-audio",)}}
+    patches = ()
 
 
 @register_family

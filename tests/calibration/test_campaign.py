@@ -16,7 +16,7 @@ from flopcast.calibration.descriptor import HardwareDescriptor
 from flopcast.calibration.plan import interleave, plan_tasks, spread
 from flopcast.calibration.provenance import Provenance
 from flopcast.datasets.schema import MICROBENCH_COLUMNS, STEP_COLUMNS
-from flopcast.features.table import ops_table
+from flopcast.features.table import ops_table, write_ops_frame
 from flopcast.features.trace_torch import trace_ops
 
 MATMUL_SIDES = (8, 32, 96, 192, 320, 448)
@@ -38,7 +38,7 @@ def campaign(tmp_path_factory) -> tuple[CampaignResult, CalibrateConfig]:
 
         records += [r for r in trace_ops(build) if r.op.startswith("aten.mm")]
     ops = tmp / "ops.parquet"
-    ops_table(records).to_parquet(ops)
+    write_ops_frame(ops_table(records), ops, source="zoo:mlp-small")
     cfg = CalibrateConfig(
         out_dir=tmp / "out", quick=True, configs_per_family=1, zoo=("mlp-small", "lenet5"),
         step_batch_sizes=(2,), ops_from=(ops,), min_window_s=0.01, energy_share=0.05, energy_window_s=0.2,
@@ -61,6 +61,14 @@ def test_tables_have_the_schema_and_provenance(campaign):
     assert (df["torch_version"] == torch.__version__).all()
     assert result.measured == result.planned == len(df) + steps.num_rows
     assert df["energy_source"].ne("none").any()  # a share of the configs got an energy window
+
+
+def test_rows_of_ops_from_shapes_name_their_source_model(campaign):
+    df = pd.read_parquet(campaign[1].out_dir / "microbench.parquet")
+    configs = df["config"].map(json.loads)
+    from_table = configs.map(lambda c: c.get("variant") == "mm" and c["m"] == c["k"] == c["n"] in MATMUL_SIDES)
+    assert from_table.sum() == len(MATMUL_SIDES) and (df.loc[from_table, "source_model"] == "mlp-small").all()
+    assert set(df.loc[~from_table, "source_model"]) <= {"", "m5-audio"}  # sampled (conv1d's M5 kernels excepted)
 
 
 def test_times_are_positive_or_flagged(campaign):

@@ -135,3 +135,17 @@ def test_conv1d_families_cover_audio_front_ends_forward_and_backward():
         mb.get_family(family).build(config, "cpu")()
     sampled = mb.get_family("conv1d_grad_weight").sample_configs(random.Random(0), 1 << 28, 96, ("fp32",))
     assert {80, 31} <= {c["k"] for c in sampled} and 4 in {c["stride"] for c in sampled}
+
+
+def test_conv2d_samples_patchify_stems_and_conv1d_does_not():
+    import random
+
+    from flopcast.calibration.microbench import get_family
+    from flopcast.calibration.microbench.conv import PATCH_SHARE
+
+    rng = random.Random(0)
+    configs = [get_family("conv2d_fwd").sample(rng) for _ in range(400)]
+    patchify = [c for c in configs if c["k"] == c["stride"] and c["k"] >= 4]
+    assert 0.5 * PATCH_SHARE < len(patchify) / len(configs) < 2 * PATCH_SHARE
+    assert all(c["padding"] == 0 and c["size"] >= c["k"] for c in patchify)  # a ViT's 16 x 16 stem, say
+    assert not [c for c in (get_family("conv1d").sample(rng) for _ in range(200)) if c["k"] in (4, 8, 14, 16, 32)]

@@ -72,7 +72,7 @@ def microbench(device: dict, n: int = 160, seed: int = 0, noise: float = 0.05) -
     df["energy_window_s"] = np.where(with_power, 1.0, 0.0)
     df["trusted"], df["reason"] = True, ""
     df["family"] = df["category"].map({"matmul": "matmul", "elementwise": "elementwise_binary"})
-    df["config"] = "{}"
+    df["config"], df["source_model"] = "{}", ""
     df["key"] = [f"{device['name']}-op-{i}" for i in range(n)]
     _provenance(df, device)
     return df[list(MICROBENCH_COLUMNS)]

@@ -33,6 +33,7 @@ def test_followup_measures_the_op_shapes_of_its_steps_and_every_zoo_step(gpu_cam
     assert max(t.static["flops"] for t in fp32_gemms) > 1e10  # beyond the 1 GFLOP the first campaign reached
     assert {t.name for t in ops} == {"matmul"}  # mlp-wide and lstm-lm: GEMMs only among the follow-up families
     assert len(ops) == len({t.key for t in ops}) and len(ops) < 40  # the tables' shapes, each once; none sampled
+    assert {t.source for t in ops} <= {"mlp-wide", "lstm-lm", "lstm-lm,mlp-wide"} and ops  # leak rule's provenance
     sizes = [t.static["flops"] + t.static["bytes_read"] for t in ops]  # spread: smallest first, then the upper half
     assert sizes[0] == min(sizes) and sorted(sizes).index(sizes[1]) >= len(sizes) // 2
     again = gpu_campaign.config_for("followup", tmp_path, 7, slug="gpu-nvidia-h200")

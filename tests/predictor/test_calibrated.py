@@ -60,6 +60,17 @@ def test_a_campaign_named_like_another_processor_of_the_training_data_is_renamed
     assert distinct_name(campaign, training) is campaign  # no clash: unchanged
 
 
+def test_the_refit_keeps_the_models_own_fit_settings(gpu_data, tmp_path):
+    seeded = fit_cost_model(gpu_data, FitConfig(n_estimators=12, progress=False, max_rows_per_family=15,
+                                                op_model_params={"random_state": 7, "max_depth": 4}), analyse=analyse)
+    folder = write_folder(tmp_path, "test-cpu", n_ops=40)
+    model, _ = calibrate_model(seeded, folder, analyse=analyse, training=gpu_data, cache=False)
+    params = model.op_time.get_params()
+    assert (params["n_estimators"], params["random_state"], params["max_depth"]) == (12, 7, 4)
+    assert model.info["max_rows_per_family"] == 15
+    assert model.hardware["test-cpu"]["op_rows"] == 30  # the campaign's 20 + 20 rows of two families, 15 each
+
+
 @pytest.fixture
 def filed(tmp_path, monkeypatch):
     """A ``test-cpu`` campaign filed in a private store, as ``flopcast calibrate`` leaves it."""

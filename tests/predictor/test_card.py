@@ -59,7 +59,7 @@ def test_card_numbers_are_predict_numbers(files, model_dir, capsys):
     assert card["inference"]["flops_per_sample"] == infer["flops"] / 4
     assert card["inference"]["total"]["steps"] == 1250  # 5000 samples in batches of 4
     assert card["hardware"] == {"name": "test-gpu", "calibrated": True, "calibrated_as": "test-gpu",
-                                "basis": "measured", "notes": train["notes"]}
+                                "measured_by": "flopcast", "basis": "measured", "notes": train["notes"]}
 
 
 def test_yaml_is_model_card_metadata(files, model_dir, capsys):

@@ -1,9 +1,9 @@
 #!/bin/bash
-# flopcast suggest (cost): hf:gpt2 on h100-sxm, batch 48 (largest that fits: 55), predicted run 81.8 min [33.5 min, 3.51 h]
+# flopcast suggest (cost): hf:gpt2 on h100-sxm, batch 48 (largest that fits: 55), predicted run 108 min [83.6 min, 2.32 h]
 #SBATCH --job-name=flopcast-gpt2
 #SBATCH --partition=gpu-h100
 #SBATCH --gres=gpu:h100:1
-#SBATCH --time=0-04:14:00  # p90 run time + 20%
+#SBATCH --time=0-02:48:00  # p90 run time + 20%
 #SBATCH --mem=137G  # 2 x the predicted device peak
 #SBATCH --cpus-per-task=12
 # one GPU per job: data-parallel over a node's GPUs is not predicted yet (it waits for the distributed-training issue), so flopcast does not guess its speed-up
