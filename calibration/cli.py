@@ -51,12 +51,16 @@ def add_calibrate_parser(subparsers: argparse._SubParsersAction) -> argparse.Arg
     add_step_arguments(p, plain_default=True)
     p.add_argument("--no-store", action="store_true",
                    help="do not file the campaign as this machine's calibration (used by predict --hardware local)")
+    p.add_argument("--collectives", action="store_true",
+                   help="measure all-reduce / all-gather / reduce-scatter / send-recv bus bandwidth over this node's "
+                        "GPUs (torchrun, NCCL) and write DIR/interconnect.json for predict --interconnect")
     slurm = p.add_argument_group("SLURM", "submit the campaign as a job array instead of running it here")
     slurm.add_argument("--slurm", action="store_true", help="submit with submitit")
     slurm.add_argument("--partition", help="SLURM partition")
     slurm.add_argument("--gres", help="generic resources, e.g. gpu:h100:1")
     slurm.add_argument("--array", type=int, default=1, help="number of array tasks (shards of the config list)")
     slurm.add_argument("--time-min", type=int, default=60, help="time limit per task, minutes (default: 60)")
+    slurm.add_argument("--nodes", type=int, default=1, help="nodes of a --collectives job (default: 1)")
     slurm.add_argument("--dry-run", action="store_true", help="print the sbatch script, submit nothing")
     p.set_defaults(func=run_calibrate_command)
     return p
@@ -91,7 +95,7 @@ def config_from_args(args: argparse.Namespace) -> CalibrateConfig:
         track=not args.no_tracking, ops_from=tuple(args.ops_from), seed=args.seed, energy=not args.no_energy,
         energy_share=args.energy_share, progress=not args.no_progress, store=not args.no_store, slurm=args.slurm,
         partition=args.partition, gres=args.gres, array=args.array, time_min=args.time_min, dry_run=args.dry_run,
-        step=step_options_from_args(args),
+        step=step_options_from_args(args), collectives=args.collectives, nodes=args.nodes,
     )
 
 
@@ -102,6 +106,11 @@ def run_calibrate_command(args: argparse.Namespace) -> int:
         The exit code (0).
     """
     cfg = config_from_args(args)
+    if cfg.collectives:
+        from flopcast.calibration.collective_launch import run_collectives_command
+
+        print(run_collectives_command(cfg))
+        return 0
     if cfg.slurm or cfg.dry_run:
         from flopcast.calibration.slurm import submit
 

@@ -62,6 +62,9 @@ class CalibrateConfig:
         progress: show a progress bar.
         store: file the finished campaign as this machine's calibration in the per-user store, where a plain
             ``predict --hardware local`` finds it.
+        collectives: measure collective bus bandwidths over this node's GPUs (or ``nodes`` nodes under SLURM)
+            instead of ops and steps (:mod:`flopcast.calibration.collective_launch`).
+        nodes: SLURM nodes of a ``collectives`` job (its GPUs per node: ``gres``' count).
     """
 
     device: str = "cpu"
@@ -100,6 +103,8 @@ class CalibrateConfig:
     track: bool = True
     progress: bool = True
     store: bool = True
+    collectives: bool = False
+    nodes: int = 1
 
     def __post_init__(self) -> None:
         if self.device not in DEVICES:
@@ -115,6 +120,10 @@ class CalibrateConfig:
             raise CalibrateConfigError("configs per family must be >= 0, windows >= 1, window length > 0")
         if self.configs_per_family == 0 and not self.ops_from:
             raise CalibrateConfigError("--configs-per-family 0 measures only --ops-from shapes: give --ops-from")
+        if self.nodes < 1:
+            raise CalibrateConfigError(f"--nodes must be >= 1, not {self.nodes}")
+        if self.nodes > 1 and not (self.collectives and self.slurm):
+            raise CalibrateConfigError(f"--nodes {self.nodes}: several nodes are measured by --collectives --slurm")
         if not 0 <= self.shard_index < self.shard_count:
             raise CalibrateConfigError(f"shard {self.shard_index} is outside 0..{self.shard_count - 1}")
 

@@ -25,6 +25,24 @@ COLLECTIVES = ("all_reduce", "all_gather", "reduce_scatter", "send_recv")
 DEFAULT_NETWORK = "ib-hdr"
 """Inter-node fabric of a GPU whose catalog system does not say (one 200 Gb/s NIC per node): printed as an
 assumption whenever a run spans nodes; ``--interconnect INTRA,NETWORK`` or a file names the real one."""
+
+
+def bus_factor(op: str, ranks: int) -> float:
+    """Bytes each rank sends per byte of a collective's size (nccl-tests' busbw / algbw, ``doc/PERFORMANCE.md``).
+
+    Args:
+        op: one of :data:`COLLECTIVES`.
+        ranks: ranks in the communicator.
+    """
+    if op == "all_reduce":
+        return 2.0 * (ranks - 1) / ranks
+    if op in ("all_gather", "reduce_scatter"):
+        return (ranks - 1) / ranks
+    if op == "send_recv":
+        return 1.0
+    raise ValueError(f"collective must be one of {COLLECTIVES}, not {op!r}")
+
+
 FABRIC_FIELDS = ("name", "kind", "scope", "bandwidth_bytes_per_s", "nccl_bandwidth_bytes_per_s")
 
 

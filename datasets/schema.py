@@ -90,6 +90,23 @@ STEP_COLUMNS: dict[str, str] = {
     **PROVENANCE_COLUMNS,
 }
 
+# One collective microbenchmark row (``calibrate --collectives``): a collective of one size over the node's GPUs.
+COLLECTIVE_COLUMNS: dict[str, str] = {
+    "collective": "string",  # all_reduce, all_gather, reduce_scatter, send_recv
+    "bytes": "int64",  # nccl-tests' size: the whole buffer (all-gather output, reduce-scatter input), bytes
+    "ranks": "int64",  # ranks of the communicator
+    "nodes": "int64",  # nodes they span
+    "backend": "string",  # nccl, gloo
+    "time_s": "float64",  # median over windows of the slowest rank's time per call
+    "time_s_min": "float64",
+    "time_s_max": "float64",
+    "n_repeats": "int64",  # calls per window
+    "n_windows": "int64",
+    "algbw_bytes_per_s": "float64",  # bytes / time_s
+    "busbw_bytes_per_s": "float64",  # algbw x the bus factor (2(n-1)/n all-reduce, (n-1)/n gathers, 1 send/recv)
+    **PROVENANCE_COLUMNS,
+}
+
 # What a microbenchmark row without a provenance column (measured before it existed) meant. ``source_model`` names
 # the models whose shapes a config was derived from: the analysed target of a ``calibrate --ops-from`` table
 # (a zoo model by its name) and the zoo models a sampler range was widened for (``Family.widened_for``); an

@@ -15,9 +15,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from flopcast.calibration.interconnect import Interconnect
+from flopcast.calibration.interconnect import COLLECTIVES, Interconnect, bus_factor
 
-OPS = ("all_reduce", "all_gather", "reduce_scatter", "send_recv")
+OPS = COLLECTIVES
 BASE_LATENCY_S = {"ring": 8.4e-6, "tree": 8.4e-6}
 """NCCL's base latency of a collective, Simple protocol (``baseLatencies``, ``src/graph/tuning.cc``), s."""
 HOP_LATENCY_S = {"nvlink": {"ring": 3.4e-6, "tree": 4.0e-6}, "pcie": {"ring": 5.7e-6, "tree": 4.0e-6},
@@ -69,12 +69,7 @@ class Collective:
     @property
     def bus_factor(self) -> float:
         """Bytes each GPU sends per byte of ``bytes`` (nccl-tests' bus bandwidth factor)."""
-        n = self.group
-        if self.op == "all_reduce":
-            return 2.0 * (n - 1) / n
-        if self.op in ("all_gather", "reduce_scatter"):
-            return (n - 1) / n
-        return 1.0
+        return bus_factor(self.op, self.group)
 
     @property
     def bytes_per_gpu(self) -> float:
