@@ -3,7 +3,8 @@
 For each GPU type of the pool: the largest batch that fits and a recommended one below it (a memory margin), both
 by :func:`~flopcast.predictor.predict.predict_max_batch`; the step and the whole run at the recommended batch by
 :func:`~flopcast.predictor.predict.predict`; a ranking by time, energy, CO2 or cost, optionally within a deadline.
-One GPU per job: data-parallel over a node's GPUs waits for the distributed-training predictions.
+One GPU per job by default; ``--max-gpus N`` also chooses how many GPUs of a node to run data-parallel
+(:mod:`~flopcast.predictor.suggest_gpus`).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from flopcast.predictor.cli import (
     fmt_time,
     predict_config_from_args,
 )
+from flopcast.predictor.suggest_gpus import choose, data_parallel_records, gpu_counts, priced
 
 OBJECTIVES = {"time": "run_time_s", "energy": "run_energy_kwh", "co2": "run_co2_kg", "cost": "run_cost"}
 """Objective -> the record key it ranks by (lowest first)."""
@@ -37,8 +39,8 @@ BATCH_MULTIPLE = 8
 HOST_MEMORY_FACTOR = 2.0
 """``--mem`` without ``mem_per_gpu_gb``: this many times the predicted device peak (a host copy of the step's state
 for checkpointing, plus the data loader's buffers)."""
-DATA_PARALLEL_NOTE = ("one GPU per job: data-parallel over a node's GPUs is not predicted yet (it waits for the "
-                      "distributed-training issue), so flopcast does not guess its speed-up")
+DATA_PARALLEL_NOTE = ("one GPU per job: --max-gpus N also weighs data-parallel runs on up to N GPUs of a node "
+                      "(each at the recommended batch)")
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([dhms])", re.IGNORECASE)
 _SECONDS = {"d": 86400.0, "h": 3600.0, "m": 60.0, "s": 1.0}
 
@@ -85,6 +87,7 @@ class SuggestConfig:
         sbatch: file to write the winner's job header to (``None``: printed only).
         plot: folder for figures (``None``: none).
         json: print JSON instead of tables.
+        max_gpus: most GPUs of one node a job may take, data-parallel (1: one GPU per job).
     """
 
     predict: Any
@@ -97,8 +100,11 @@ class SuggestConfig:
     sbatch: Path | None = None
     plot: Path | None = None
     json: bool = False
+    max_gpus: int = 1
 
     def __post_init__(self) -> None:
+        if self.max_gpus < 1:
+            raise SuggestError(f"--max-gpus must be >= 1, not {self.max_gpus}")
         if self.objective not in OBJECTIVES:
             raise SuggestError(f"--objective must be one of {', '.join(OBJECTIVES)}, not {self.objective!r}")
         if self.predict.dataset_size is None:
@@ -132,6 +138,9 @@ def add_suggest_parser(subparsers: argparse._SubParsersAction) -> None:
                    help=f"share of device memory the recommended batch leaves free ({MEMORY_MARGIN})")
     p.add_argument("--time-margin", type=float, default=TIME_MARGIN,
                    help=f"margin on the p90 run time for #SBATCH --time ({TIME_MARGIN})")
+    p.add_argument("--max-gpus", type=int, default=1, metavar="N",
+                   help="also weigh data-parallel runs on up to N GPUs of a node: the smallest count that meets "
+                        "--deadline, else the one best for --objective (default 1: one GPU per job)")
     p.add_argument("--sbatch", type=Path, metavar="JOB.sh", help="write the winner's #SBATCH header to JOB.sh")
     add_plot_argument(p)
     p.set_defaults(func=run_suggest, hardware="local", calibration=None)
@@ -149,7 +158,7 @@ def suggest_config_from_args(args: argparse.Namespace) -> SuggestConfig:
     return SuggestConfig(predict=replace(config, hardware=tuple(g.hardware for g in pool)),
                          training=training_from_args(args), pool=pool, objective=args.objective,
                          deadline_s=deadline, memory_margin=args.memory_margin, time_margin=args.time_margin,
-                         sbatch=args.sbatch, plot=args.plot, json=args.json)
+                         sbatch=args.sbatch, plot=args.plot, json=args.json, max_gpus=args.max_gpus)
 
 
 def memoised(analyse: Any) -> Any:
@@ -225,8 +234,10 @@ def suggest(config: SuggestConfig, model: Any, analyse: Any = None) -> dict[str,
         r = run.records[0]
         runs[gpu.name] = run
         price = gpu.price_per_gpu_hour
-        for q in ("", "_p10", "_p90"):
-            r["run_cost" + q] = r["run_time_s" + q] / 3600.0 * price if price else None
+        priced(r, 1, price)
+        r["gpus"] = 1
+        if config.max_gpus > 1:
+            _choose_gpus(config, model, gpu, r, batches["recommended_batch_size"])
         r.update(batches, partition=gpu.partition, gres=gpu.gres, per_node=gpu.per_node, price_per_gpu_hour=price,
                  meets_deadline=None if config.deadline_s is None else r["run_time_s_p90"] <= config.deadline_s)
         options.append(r)
@@ -250,8 +261,21 @@ def suggest(config: SuggestConfig, model: Any, analyse: Any = None) -> dict[str,
     gpu = next(g for g in config.pool if g.name == winner["hardware"])
     return {"objective": config.objective, "deadline_s": config.deadline_s, "memory_margin": config.memory_margin,
             "options": [*fitting, *(o for o in options if not o.get("recommended_batch_size"))],
-            "winner": winner, "sbatch": sbatch_header(config, winner, gpu), "notes": [DATA_PARALLEL_NOTE],
+            "winner": winner, "sbatch": sbatch_header(config, winner, gpu),
+            "notes": [DATA_PARALLEL_NOTE] if config.max_gpus == 1 else [],
             "runs": runs}
+
+
+def _choose_gpus(config: SuggestConfig, model: Any, gpu: Any, r: dict[str, Any], batch: int) -> None:
+    """Replace the one-GPU run in ``r`` by the chosen count's (``suggest_gpus``); every count's run kept."""
+    counts = gpu_counts(config.max_gpus, gpu.per_node)
+    runs = {1: dict(r), **data_parallel_records(config.predict, model, gpu.hardware, batch, counts,
+                                                gpu.price_per_gpu_hour)}
+    n = choose(runs, OBJECTIVES[config.objective], config.deadline_s)
+    r.update(runs[n])
+    r["gpu_counts"] = {k: {key: v.get(key) for key in ("run_time_s", "run_time_s_p90", "run_energy_kwh",
+                                                        "run_co2_kg", "run_cost", "fits", "scaling_efficiency")}
+                       for k, v in runs.items()}
 
 
 def sbatch_header(config: SuggestConfig, winner: dict[str, Any], gpu: Any) -> str:
@@ -274,14 +298,16 @@ def sbatch_header(config: SuggestConfig, winner: dict[str, Any], gpu: Any) -> st
         f"{_interval(winner, 'run_time_s', fmt_time)}",
         f"#SBATCH --job-name=flopcast-{stem}",
         f"#SBATCH --partition={gpu.partition}",
-        f"#SBATCH --gres=gpu:{gpu.gres}:1",
+        f"#SBATCH --gres=gpu:{gpu.gres}:{winner.get('gpus', 1)}",
         f"#SBATCH --time={slurm_time(limit)}  # p90 run time + {config.time_margin:.0%}",
     ]
     lines.append(f"#SBATCH --mem={mem}G  # {why_mem}" if mem is not None else
                  "# --mem: the peak memory was not estimated; set mem_per_gpu_gb in the pool file")
     lines.append(f"#SBATCH --cpus-per-task={gpu.cpus_per_gpu}" if gpu.cpus_per_gpu else
                  "# --cpus-per-task: set cpus_per_gpu (or cpus_per_node) in the pool file")
-    lines.append(f"# {DATA_PARALLEL_NOTE}")
+    n = winner.get("gpus", 1)
+    lines.append(f"# data-parallel (DDP) on {n} GPUs, {winner['recommended_batch_size']} samples each per step: "
+                 f"torchrun --nproc-per-node {n} ..." if n > 1 else f"# {DATA_PARALLEL_NOTE}")
     return "\n".join(lines) + "\n"
 
 
@@ -333,13 +359,13 @@ def render_suggestion(result: dict[str, Any], console: Any) -> None:
     title = f"GPU types ranked by {result['objective']}"
     title += f", deadline {fmt_time(deadline)} (p90)" if deadline else ""
     table = Table(title=title, title_justify="left")
-    for col in ("#", "GPU", "max batch", "batch", "step", "run (p90)", "kWh", "kg CO2", "cost", "deadline"):
+    for col in ("#", "GPU", "GPUs", "max batch", "batch", "step", "run (p90)", "kWh", "kg CO2", "cost", "deadline"):
         table.add_column(col, justify="left" if col == "GPU" else "right")
     for o in result["options"]:
         if not o.get("recommended_batch_size"):
-            table.add_row("–", o["hardware"], str(o["max_batch_size"]), "no fit", *["–"] * 6)
+            table.add_row("–", o["hardware"], "–", str(o["max_batch_size"]), "no fit", *["–"] * 6)
             continue
-        table.add_row(str(o["rank"]), o["hardware"] + (" *" if o is result["winner"] else ""),
+        table.add_row(str(o["rank"]), o["hardware"] + (" *" if o is result["winner"] else ""), str(o["gpus"]),
                       str(o["max_batch_size"]), str(o["recommended_batch_size"]), fmt_time(o["step_time_s"]),
                       f"{fmt_time(o['run_time_s'])} ({fmt_time(o['run_time_s_p90'])})", f"{o['run_energy_kwh']:.3g}",
                       f"{o['run_co2_kg']:.3g}", "–" if o["run_cost"] is None else f"{o['run_cost']:.3g}",

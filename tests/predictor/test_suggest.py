@@ -113,7 +113,7 @@ def test_sbatch_header_for_the_winner(files, model_dir, capsys, tmp_path):
     assert text == out["sbatch"] and text.startswith("#!/bin/bash\n")
     gres = "testgpu" if w["hardware"] == "test-gpu" else "t4"
     assert f"#SBATCH --gres=gpu:{gres}:1" in text and f"#SBATCH --partition={w['partition']}" in text
-    assert "data-parallel over a node's GPUs is not predicted yet" in text
+    assert "one GPU per job: --max-gpus N also weighs data-parallel runs" in text
     assert "#SBATCH --time=0-00:01:00" in text  # a run of milliseconds: one minute, the least SLURM takes
 
 
