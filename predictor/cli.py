@@ -122,6 +122,10 @@ def run_predict(args: argparse.Namespace) -> int:
     from flopcast.predictor.ep import training_from_args
     from flopcast.predictor.prefetch import AnalysisPrefetch
 
+    if args.mode == "generate":  # a request of several steps, each priced as below (predictor/generate.py)
+        from flopcast.predictor.generate import run_predict_generation
+
+        return run_predict_generation(args)
     run_scale(args)  # option errors before any work
     training = training_from_args(args)
     if args.plot is not None:  # before any work: matplotlib installed, the folder writable
