@@ -2,8 +2,9 @@
 
 The step is the one :mod:`flopcast.features.generate` traces: the next token of each of B sequences given a
 cache of C tokens, the model's forward with a transformers ``DynamicCache`` that concatenates the new token's
-keys and values onto the cache. The cache comes in as one input, ``float32[2 L, B, KV heads, C, head dim]``,
-whose per-layer slices become the cache's tensors (views: nothing is copied before the step runs). Measured at
+keys and values onto the cache. The cache comes in as one input, ``float32[B, 2 L, KV heads, C, head dim]`` (batch
+first, as every zoo input), whose per-layer slices become the cache's tensors (views: nothing is copied before the
+step runs; the step's concatenation writes each layer's grown cache, as in ``generate()``). Measured at
 fp32. GPT-2 and a grouped-query Llama at three cache lengths each, smaller than the benchmark's models
 (``experiments/generate_benchmark.py``), so that benchmark stays out of the calibration.
 """
@@ -26,7 +27,7 @@ LLAMA = {"num_hidden_layers": 4, "hidden_size": 512, "intermediate_size": 1408, 
 
 
 class DecodeStep(nn.Module):
-    """One decode step of a causal LM: ``forward(ids [B, 1], past [2 L, B, KV, C, D])`` -> logits ``[B, 1, V]``.
+    """One decode step of a causal LM: ``forward(ids [B, 1], past [B, 2 L, KV, C, D])`` -> logits ``[B, 1, V]``.
 
     Args:
         lm: a transformers causal LM (its ``use_cache`` switched on for the step).
@@ -37,12 +38,20 @@ class DecodeStep(nn.Module):
         self.lm = lm
 
     def forward(self, ids: torch.Tensor, past: torch.Tensor) -> torch.Tensor:
-        """Next-token logits of ``ids`` after the cache ``past`` (layer i: keys ``past[2i]``, values ``past[2i+1]``)."""
+        """Next-token logits of ``ids`` after the cache ``past`` (layer i: keys ``past[:, 2i]``, values the next).
+
+        Args:
+            ids: the new token of each sequence, ``[B, 1]``.
+            past: the cache of C tokens, ``[B, 2 L, KV heads, C, head dim]``.
+
+        Returns:
+            The next-token logits, ``[B, 1, vocab]``.
+        """
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.lm.config)
         for i, layer in enumerate(cache.layers):  # the cache as generate() holds it after C tokens
-            layer.keys, layer.values = past[2 * i], past[2 * i + 1]
+            layer.keys, layer.values = past[:, 2 * i], past[:, 2 * i + 1]
             layer.device, layer.is_initialized = past.device, True
         return self.lm(ids, cache=cache, use_cache=True).logits
 
@@ -69,5 +78,5 @@ def llama_decode() -> nn.Module:
 
 
 for _c in CACHE_LENGTHS:
-    _register(f"gpt2-decode-c{_c}", gpt2_decode, f"float32[8,B,8,{_c},64]", GPT2["vocab_size"])
-    _register(f"llama-decode-c{_c}", llama_decode, f"float32[8,B,2,{_c},64]", LLAMA["vocab_size"])
+    _register(f"gpt2-decode-c{_c}", gpt2_decode, f"float32[B,8,8,{_c},64]", GPT2["vocab_size"])
+    _register(f"llama-decode-c{_c}", llama_decode, f"float32[B,8,2,{_c},64]", LLAMA["vocab_size"])

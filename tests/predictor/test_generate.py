@@ -25,7 +25,8 @@ GPT2 = {"n_layer": 2, "n_embd": 64, "n_head": 4, "vocab_size": 1000, "n_position
 SETS = tuple(f"{k}={v}" for k, v in GPT2.items())
 
 
-def _config(hardware: str, options: GenerateOptions = GenerateOptions(P, N), **kw) -> PredictConfig:
+def _config(hardware: str, options: GenerateOptions | None = None, **kw) -> PredictConfig:
+    options = options or GenerateOptions(P, N)
     analysis = AnalyzeConfig(target="hf:gpt2", hf_overrides=SETS, batch_size=B, mode="generate", optimizer="none",
                              generate=options)
     return PredictConfig(analysis, hardware=(hardware,), use_store=False, **kw)
