@@ -12,6 +12,11 @@ for ``--hardware local`` through :func:`flopcast.predictor.generate.generation_r
 alone (``use_store=False``: this machine's store entry is not read). Prints the table and the median absolute
 errors and writes ``experiments/results/generate_benchmark.{md,csv}``. Energy is predicted but not scored:
 these VMs have no energy counter.
+
+On a VM whose cores other jobs share, run both ``calibrate`` and this script with ``OMP_NUM_THREADS=1``: a
+2-thread torch on 2 vCPUs with another busy process ran GPT-2's generate() 10-16x slower than one thread
+(2026-12-04: 700 against 44 ms per token), which times the contention, not the model. The probe and the
+campaign then describe the one core torch uses, and the prediction is for that.
 """
 
 from __future__ import annotations

@@ -363,6 +363,18 @@ class GenerationTrace:
         """The request's peak: the larger of the prefill's and the last decode step's (the largest cache), B."""
         return max(self.prefill.analysis.peak_memory_bytes, self.last.analysis.peak_memory_bytes)
 
+    def unsupported_ops(self) -> dict[str, int]:
+        """Unsupported ops of every traced step (the prefill and the decode steps traced so far), op -> count.
+
+        Counted per traced step, not scaled to the untraced ones: a non-empty result means some of the request's
+        work is missing from its counts.
+        """
+        total: dict[str, int] = dict(self.prefill.analysis.unsupported_ops)
+        for step in self.decode.values():
+            for op, n in step.analysis.unsupported_ops.items():
+                total[op] = total.get(op, 0) + n
+        return total
+
     def summary(self) -> dict[str, Any]:
         """The static side of the request (``analyze --mode generate --json``): counts per step and in total.
 
@@ -389,7 +401,7 @@ class GenerationTrace:
                        decode_total=dict(zip(STATIC_COUNTS, decode, strict=True)))
         out.update(request=dict(zip(STATIC_COUNTS, request, strict=True)),
                    kv_cache_bytes_per_token=self.kv_bytes_per_token(), kv_cache_bytes_final=self.kv_bytes_final(),
-                   peak_memory_bytes=self.peak_memory_bytes(), unsupported_ops=p.unsupported_ops)
+                   peak_memory_bytes=self.peak_memory_bytes(), unsupported_ops=self.unsupported_ops())
         return out
 
 

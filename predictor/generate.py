@@ -265,7 +265,7 @@ def generation_records(config: PredictConfig, model: CostModel, tracer: Tracer |
     common = {"target": a.target, "mode": "generate", "batch_size": a.batch_size, "precision": a.precision,
               "prompt_len": g.prompt_len, "new_tokens": g.new_tokens, "cache": g.cache,
               "rules": prefill.rules_dict(), "work_unit": "MAC" if a.rules.count == "macs" else "FLOP",
-              "params": prefill.params, "unsupported_ops": prefill.unsupported_ops, "model_version": model.version}
+              "params": prefill.params, "unsupported_ops": trace.unsupported_ops(), "model_version": model.version}
     return [{**common, **r} for r in records]
 
 

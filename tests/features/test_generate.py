@@ -182,3 +182,16 @@ def test_generate_options_refuse_nonsense():
 
 def test_tracing_keeps_torch_grad_mode():
     assert torch.is_grad_enabled()
+
+
+def test_unsupported_ops_of_every_traced_step_are_reported():
+    from types import SimpleNamespace
+
+    from flopcast.features.generate import GenerationTrace
+
+    def step(ops):
+        return SimpleNamespace(analysis=SimpleNamespace(unsupported_ops=ops))
+
+    trace = GenerationTrace(GenerateOptions(P, N), None, step({"aten.foo": 1}),
+                            {P: step({"aten.foo": 2, "aten.bar": 1}), P + 7: step({})})
+    assert trace.unsupported_ops() == {"aten.foo": 3, "aten.bar": 1}
