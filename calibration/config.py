@@ -11,8 +11,8 @@ DEVICES = ("cpu", "cuda")
 DTYPES = ("fp32", "tf32", "bf16", "fp16")
 DEFAULT_OUT = Path("flopcast-calibration")
 DEFAULT_COUNTRY = "FRA"
-QUICK_ZOO = ("mlp-small", "lenet5", "m5-audio")
-"""Small zoo models of three families measured by ``--quick``."""
+QUICK_ZOO = ("mlp-small", "lenet5", "m5-audio", "llama-decode-c512")
+"""Small zoo models of four families measured by ``--quick`` (with a grouped-query decode step: memory-bound work)."""
 
 
 class CalibrateConfigError(ValueError):

@@ -114,7 +114,7 @@ def step_configs(
         device_kind: ``cpu`` or ``gpu``: picks each model's batch sizes and the default precisions.
         batch_sizes: override of the models' own batch sizes.
         precisions: override of :data:`DEFAULT_PRECISIONS`.
-        modes: train and/or infer.
+        modes: train and/or infer (each model's own ``modes`` restrict them: decode steps are inference only).
         options: how train steps are written (default: the plain step, as the released steps were measured);
             a ``GradScaler`` only for fp16.
     """
@@ -125,7 +125,9 @@ def step_configs(
         sizes = batch_sizes or (zm.gpu_batch_sizes if device_kind == "gpu" else zm.batch_sizes)
         for bs in sizes:
             for precision in precisions or DEFAULT_PRECISIONS[device_kind]:
-                for mode in modes:
+                if zm.precisions and precision not in zm.precisions:
+                    continue
+                for mode in (m for m in modes if m in zm.modes):
                     if mode != "train":
                         out.append(StepConfig(name, bs, mode, precision, "none"))
                         continue

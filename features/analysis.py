@@ -9,8 +9,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from flopcast.features.records import Category, OpRecord, Outcome, Phase
+from flopcast.features.rules import DEFAULT_RULES, CountingRules
 
-JSON_SCHEMA_VERSION = "1.1"
+JSON_SCHEMA_VERSION = "1.2"
 
 
 @dataclass(frozen=True)
@@ -76,6 +77,7 @@ class Target:
         layers_traced: for a deep stack of identical layers composed from traces of a few layers
             (:mod:`flopcast.features.layer_repeat`), the layer counts traced; empty when every layer was.
         step: how the train step was written (loss, clipping, accumulation, ...).
+        rules: the counting rules the totals follow (:mod:`flopcast.features.rules`).
     """
 
     target: str
@@ -90,6 +92,7 @@ class Target:
     flopcast_version: str = ""
     layers_traced: tuple[int, ...] = ()
     step: StepSummary = field(default_factory=StepSummary)
+    rules: CountingRules = DEFAULT_RULES
 
     @property
     def samples_per_step(self) -> int:
@@ -107,6 +110,8 @@ class Analysis:
         params: number of parameters.
         trainable_params: number of parameters requiring gradients.
         memory: peak memory estimate, or ``None`` where the front end cannot estimate it.
+        peak_without_checkpointing_bytes: with activation checkpointing, the peak of the same step traced
+            without it, B (``None``: not traced).
     """
 
     ops: tuple[OpRecord, ...]
@@ -114,16 +119,22 @@ class Analysis:
     params: int = 0
     trainable_params: int = 0
     memory: MemoryEstimate | None = None
+    peak_without_checkpointing_bytes: int | None = None
 
     @property
     def flops(self) -> int:
-        """Total FLOPs of the step."""
-        return sum(o.flops for o in self.ops)
+        """Total FLOPs of the step, as the counting rules count them (``causal_attention``)."""
+        return sum(counted(o, self.target.rules) for o in self.ops)
 
     @property
     def macs(self) -> int:
-        """Total multiply-accumulates of the step."""
-        return sum(o.macs for o in self.ops)
+        """Total multiply-accumulates of the step, as the counting rules count them."""
+        return sum(counted(o, self.target.rules, "macs") for o in self.ops)
+
+    @property
+    def work(self) -> int:
+        """The headline count in the unit of the ``count`` rule: FLOPs or MACs."""
+        return self.macs if self.target.rules.count == "macs" else self.flops
 
     @property
     def bytes_read(self) -> int:
@@ -168,11 +179,11 @@ class Analysis:
 
     def by_phase(self) -> dict[str, dict[str, int]]:
         """FLOPs, bytes and op count per phase."""
-        return _aggregate(self.ops, lambda o: o.phase.value, [p.value for p in Phase])
+        return _aggregate(self.ops, lambda o: o.phase.value, [p.value for p in Phase], self.target.rules)
 
     def by_category(self) -> dict[str, dict[str, int]]:
         """FLOPs, bytes and op count per category."""
-        return _aggregate(self.ops, lambda o: o.category.value, [c.value for c in Category])
+        return _aggregate(self.ops, lambda o: o.category.value, [c.value for c in Category], self.target.rules)
 
     def op_mix(self) -> dict[str, dict[str, float]]:
         """Share of FLOPs and of bytes per category (categories with any work only)."""
@@ -195,7 +206,7 @@ class Analysis:
             limit = len(parts) if depth is None else min(depth, len(parts))
             for k in range(limit + 1):
                 agg = tree[".".join(parts[:k])]
-                agg["flops"] += o.flops
+                agg["flops"] += counted(o, self.target.rules)
                 agg["bytes"] += o.bytes_read + o.bytes_written
                 agg["ops"] += 0 if _is_free(o) else 1
         return dict(tree)
@@ -222,8 +233,11 @@ class Analysis:
             "flopcast_version": t.flopcast_version,
             "layers_traced": list(t.layers_traced),
             "step": self.step_dict(),
+            "rules": self.rules_dict(),
             "flops": self.flops,
             "macs": self.macs,
+            "work": self.work,
+            "work_unit": "MAC" if t.rules.count == "macs" else "FLOP",
             "bytes_read": self.bytes_read,
             "bytes_written": self.bytes_written,
             "bytes_accessed": self.bytes_accessed,
@@ -240,6 +254,7 @@ class Analysis:
             "top_modules": [{"module": k, **v} for k, v in self.top_modules()],
             "unsupported_ops": self.unsupported_ops,
             "unsupported_share": self.unsupported_share,
+            **({"checkpointing": c} if (c := self.checkpointing_dict()) else {}),
         }
 
     def step_dict(self) -> dict[str, Any]:
@@ -251,6 +266,25 @@ class Analysis:
                 "grad_accumulation": s.grad_accumulation if train else 1, "micro_batch_size": t.batch_size,
                 "samples_per_step": t.samples_per_step, "fused_optimizer": s.fused_optimizer and train,
                 "grad_scaler": s.grad_scaler and train, "step_fn": s.step_fn if train else None}
+
+    def checkpointing_dict(self) -> dict[str, Any] | None:
+        """What activation checkpointing costs and saves (``None`` without it).
+
+        The recomputed forward ops and their FLOPs (inside the backward), and the peak memory saved against the
+        same step traced without it.
+        """
+        if not self.target.rules.checkpoint_every:
+            return None
+        again = [o for o in self.ops if o.recomputed]
+        saved = None if self.peak_without_checkpointing_bytes is None else \
+            self.peak_without_checkpointing_bytes - self.peak_memory_bytes
+        return {"recomputed_ops": sum(not _is_free(o) for o in again),
+                "recomputed_flops": sum(counted(o, self.target.rules) for o in again),
+                "peak_without_bytes": self.peak_without_checkpointing_bytes, "memory_saved_bytes": saved}
+
+    def rules_dict(self) -> dict[str, Any]:
+        """The ``rules`` object of the JSON form: the counting conventions the totals follow."""
+        return self.target.rules.as_dict(self.step_dict()["grad_accumulation"])
 
     def to_json(self, indent: int | None = 2) -> str:
         """The :meth:`to_dict` summary as a JSON string."""
@@ -275,11 +309,27 @@ def _is_free(o: OpRecord) -> bool:
     return o.outcome is Outcome.ZERO and o.bytes_read == 0 and o.bytes_written == 0
 
 
-def _aggregate(ops, key, order: list[str]) -> dict[str, dict[str, int]]:
+def counted(o: OpRecord, rules: CountingRules, what: str = "flops") -> int:
+    """An op's FLOPs (or MACs) as ``rules`` count them: a causal attention op's executed share under ``halved``.
+
+    Args:
+        o: the op record (its ``flops`` and ``macs`` charge the full score matrix).
+        rules: the counting rules.
+        what: ``flops`` or ``macs``.
+    """
+    value = o.macs if what == "macs" else o.flops
+    if rules.causal_attention == "full" or o.category is not Category.ATTENTION or not value:
+        return value
+    from flopcast.features.attention_mask import causal_work_share
+
+    return round(value * causal_work_share(o.op, o.attrs, [list(m.shape) for m in o.inputs]))
+
+
+def _aggregate(ops, key, order: list[str], rules: CountingRules = DEFAULT_RULES) -> dict[str, dict[str, int]]:
     agg: dict[str, dict[str, int]] = {k: {"flops": 0, "bytes": 0, "ops": 0} for k in order}
     for o in ops:
         a = agg.setdefault(key(o), {"flops": 0, "bytes": 0, "ops": 0})
-        a["flops"] += o.flops
+        a["flops"] += counted(o, rules)
         a["bytes"] += o.bytes_read + o.bytes_written
         a["ops"] += 0 if _is_free(o) else 1
     return agg

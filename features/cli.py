@@ -11,6 +11,8 @@ from rich.console import Console
 from flopcast.features.analysis import Analysis
 from flopcast.features.config import DEVICES, FRAMEWORKS, MODES, OPTIMIZERS, PRECISIONS, AnalyzeConfig
 from flopcast.features.errors import OptionError
+from flopcast.features.generate_options import CACHES, GenerateError, GenerateOptions
+from flopcast.features.rules import CAUSAL_RULES, CHECKPOINTING_HELP, COUNT_UNITS, CountingRules
 from flopcast.features.spec import parse_dims
 from flopcast.features.step_options import AUTO_LOSS, LOSSES, StepOptions
 from flopcast.features.table import write_ops_table
@@ -34,6 +36,8 @@ def add_target_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--trace-all-layers", action="store_true",
                    help="hf: trace every layer instead of composing the stack from 3-, 4- and 5-layer traces")
     add_step_arguments(p)
+    add_generate_arguments(p)
+    add_rules_arguments(p)
     p.add_argument("--dataset-size", type=int, help="samples per epoch, for whole-run totals")
     p.add_argument("--epochs", type=int, help="passes over the dataset (needs --dataset-size; default 1)")
     p.add_argument("--json", action="store_true",
@@ -63,6 +67,51 @@ def add_step_arguments(p: argparse.ArgumentParser, plain_default: bool = False) 
     if not plain_default:
         g.add_argument("--step", dest="step_fn", metavar="FILE.py:fn",
                        help="your own step, called as fn(model, inputs, optimizer), instead of the built-in one")
+
+
+def add_generate_arguments(p: argparse.ArgumentParser) -> None:
+    """``--mode generate``'s request: prompt and new tokens, the KV cache (``analyze``, ``predict``)."""
+    g = p.add_argument_group("generation", "--mode generate: model.generate() with a KV cache, greedy, fixed length")
+    g.add_argument("--prompt-len", type=int, metavar="P", help="prompt tokens per sequence")
+    g.add_argument("--new-tokens", type=int, metavar="N", help="generated tokens per sequence")
+    g.add_argument("--cache", choices=CACHES, default="dynamic",
+                   help="KV cache: dynamic (grows one token a step, the default) or static (allocated for P + N)")
+
+
+def add_rules_arguments(p: argparse.ArgumentParser) -> None:
+    """The counting rules, each with its documented default (:mod:`flopcast.features.rules`)."""
+    g = p.add_argument_group("counting rules", "conventions the counts follow; each is stated under rules in --json")
+    g.add_argument("--causal-attention", choices=CAUSAL_RULES, default="full",
+                   help="full: the whole score matrix, torch's convention (default); halved: what a causal kernel "
+                        "executes")
+    g.add_argument("--count", choices=COUNT_UNITS, default="flops",
+                   help="headline unit: flops (2 x MACs plus element-wise work, default) or macs")
+    g.add_argument("--activation-checkpointing", default="none", metavar=CHECKPOINTING_HELP,
+                   help="recompute the forward of every layer (full) or every K-th layer in the backward (none)")
+    g.add_argument("--expert-load", metavar="FILE",
+                   help="MoE: measured per-expert token shares (JSON list, or one list per MoE layer); default "
+                        "uniform routing")
+
+
+def rules_from_args(args: argparse.Namespace) -> CountingRules:
+    """The CountingRules of parsed arguments."""
+    return CountingRules(args.causal_attention, args.count, args.activation_checkpointing, args.expert_load)
+
+
+def generate_from_args(args: argparse.Namespace) -> GenerateOptions | None:
+    """The generation request of parsed arguments (``None`` unless ``--mode generate``).
+
+    Raises:
+        GenerateError: ``--mode generate`` without ``--prompt-len`` / ``--new-tokens``, or those without it.
+    """
+    given = args.prompt_len is not None or args.new_tokens is not None
+    if args.mode != "generate":
+        if given:
+            raise GenerateError("--prompt-len and --new-tokens describe a generation request: add --mode generate")
+        return None
+    if args.prompt_len is None or args.new_tokens is None:
+        raise GenerateError("--mode generate needs --prompt-len P and --new-tokens N")
+    return GenerateOptions(args.prompt_len, args.new_tokens, args.cache)
 
 
 def step_options_from_args(args: argparse.Namespace) -> StepOptions:
@@ -104,7 +153,8 @@ def config_from_args(args: argparse.Namespace, device: str) -> AnalyzeConfig:
         target=args.target, inputs=tuple(args.input), batch_size=args.batch_size, dims=parse_dims(args.dim),
         mode=args.mode, precision=args.precision, device=device, optimizer=args.optimizer,
         framework=args.framework, hf_config=args.hf_config, hf_overrides=tuple(args.hf_set), seq_len=args.seq_len,
-        trace_all_layers=args.trace_all_layers, step=step_options_from_args(args),
+        trace_all_layers=args.trace_all_layers, step=step_options_from_args(args), rules=rules_from_args(args),
+        generate=generate_from_args(args),
     )
 
 
@@ -134,6 +184,8 @@ def run_analyze(args: argparse.Namespace) -> int:
 
         pyplot()  # matplotlib missing: say so before the analysis
     config = config_from_args(args, args.device or local_device_kind())
+    if config.mode == "generate":
+        return _analyze_generation(args, config)
     analysis = analyze_config(config)
     for path in (args.ops_csv, args.ops_parquet):
         if path:
@@ -162,9 +214,26 @@ def run_analyze(args: argparse.Namespace) -> int:
     return 0
 
 
+def _analyze_generation(args: argparse.Namespace, config: AnalyzeConfig) -> int:
+    """``analyze --mode generate``: the request's prefill, decode steps and totals (JSON or a table)."""
+    from flopcast.features.api import analyze_generation
+
+    if args.ops_csv or args.ops_parquet or args.plot or args.dataset_size:
+        raise OptionError("--mode generate: --ops-csv, --ops-parquet, --plot and --dataset-size describe one step")
+    summary = analyze_generation(config).summary()
+    if args.json:
+        json.dump(summary, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        from flopcast.features.report import render_generation_summary
+
+        render_generation_summary(summary, Console())
+    return 0
+
+
 def analysis_summary(a: Analysis) -> dict[str, object]:
     """The analysis keys that ``predict --json`` repeats."""
     d = a.to_dict()
     keys = ("flops", "macs", "bytes_accessed", "params", "peak_memory_bytes", "op_count", "op_mix", "unsupported_ops",
-            "step")
+            "step", "rules", "work", "work_unit")
     return {k: d[k] for k in keys}

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from flopcast.features.generate_options import GenerateOptions
+from flopcast.features.rules import DEFAULT_RULES, CountingRules
 from flopcast.features.step_options import StepOptions
 
-MODES = ("train", "infer")
+MODES = ("train", "infer", "generate")
 PRECISIONS = ("fp32", "fp32-strict", "tf32", "bf16", "fp16")
 DEVICES = ("cuda", "cpu")
 OPTIMIZERS = ("adamw", "adam", "sgd", "none")
@@ -22,7 +24,7 @@ class AnalyzeConfig:
         inputs: one input spec per forward argument (empty: the file's ``INPUTS`` or the hf defaults).
         batch_size: value bound to the ``B`` symbol.
         dims: other symbol bindings (``S`` -> 1024).
-        mode: ``train`` or ``infer``.
+        mode: ``train``, ``infer`` or ``generate`` (``model.generate()`` with a KV cache: ``generate`` set).
         precision: fp32 (PyTorch's defaults on a GPU: fp32 matmuls, TF32 convolutions), fp32-strict (TF32 off
             for convolutions too, ``torch.backends.cudnn.allow_tf32 = False``), tf32 (TF32 matmuls and
             convolutions), bf16 or fp16 (autocast with the device's policy).
@@ -36,6 +38,8 @@ class AnalyzeConfig:
             traces of 3, 4 and 5 layers (:mod:`flopcast.features.layer_repeat`; same result, slower).
         step: how the train step is written (loss, clipping, accumulation, fused optimizer, scaler, or a
             user-written step function).
+        rules: the counting rules (causal attention, FLOPs or MACs, activation checkpointing, MoE routing).
+        generate: the generation request of ``--mode generate`` (prompt and new tokens, cache kind).
     """
 
     target: str
@@ -52,6 +56,8 @@ class AnalyzeConfig:
     seq_len: int = 512
     trace_all_layers: bool = False
     step: StepOptions = field(default_factory=StepOptions)
+    rules: CountingRules = DEFAULT_RULES
+    generate: GenerateOptions | None = None
 
     def bindings(self) -> dict[str, int]:
         """Symbol bindings: ``B`` plus ``dims``."""

@@ -107,6 +107,8 @@ class OpRecord:
         python_call: whether the op was the first one a Python-level call dispatched (it pays the Python
             binding's overhead); ``False`` for the rest of that call's ops, run from C++ (a composite's parts,
             a recurrent layer's per-step ops, the autograd engine's backward ops).
+        recomputed: whether the op re-runs a checkpointed layer's forward inside the backward (activation
+            checkpointing, :mod:`flopcast.features.checkpointing`).
     """
 
     index: int
@@ -124,6 +126,7 @@ class OpRecord:
     framework: str = "torch"
     attrs: dict[str, object] = field(default_factory=dict, compare=False, hash=False)
     python_call: bool = field(default=True, compare=False)
+    recomputed: bool = field(default=False, compare=False)
 
     @property
     def dtype(self) -> str:

@@ -103,3 +103,28 @@ def render_analysis(a: Analysis, console: Console, top: int = 10, run: dict[str,
     if a.unsupported_ops:
         listed = ", ".join(f"{k} x{v}" for k, v in list(a.unsupported_ops.items())[:12])
         console.print(f"[yellow]unsupported (counted with 0 FLOPs, bytes kept):[/yellow] {listed}")
+
+
+def render_generation_summary(s: dict[str, object], console: Console) -> None:
+    """Print the static summary of a ``--mode generate`` request (:meth:`GenerationTrace.summary`)."""
+    unit = str(s["work_unit"])
+    console.print(f"[bold]{s['target']}[/bold]  generate: batch {s['batch_size']}, prompt {s['prompt_len']} + "
+                  f"{s['new_tokens']} new tokens (greedy), {s['cache']} KV cache, {s['precision']}, for {s['device']}")
+    table = Table(title="per step and per request", title_justify="left")
+    for col in ("", unit, "bytes accessed", "peak memory"):
+        table.add_column(col, justify="right" if col else "left")
+    rows = [("prefill", s["prefill"]), ("decode, first step", s.get("decode_first")),
+            ("decode, last step", s.get("decode_last")),
+            (f"decode, all {s['decode_steps']} steps", s.get("decode_total")), ("request", s["request"])]
+    for label, c in rows:
+        if c:
+            peak = c.get("peak_memory_bytes")
+            table.add_row(label, si(c["work"], unit), si(c["bytes_accessed"], "B"),
+                          "" if peak is None else si(peak, "B", 1024))
+    console.print(table)
+    traced = ", ".join(map(str, s.get("decode_traced_cache_lengths", []))) or "-"
+    console.print(f"KV cache {si(s['kv_cache_bytes_per_token'], 'B', 1024)} per token, "
+                  f"{si(s['kv_cache_bytes_final'], 'B', 1024)} at the end; peak memory "
+                  f"{si(s['peak_memory_bytes'], 'B', 1024)}; decode traced at cache lengths {traced}")
+    rules = s["rules"]
+    console.print("rules: " + ", ".join(f"{k} {v}" for k, v in rules.items() if v is not None))

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import difflib
 import importlib.util
+import inspect
 import json
 import sys
 from collections.abc import Callable
@@ -173,7 +174,7 @@ def load_hf_target(config: AnalyzeConfig) -> LoadedTarget:
     vocab = int(getattr(hf_config, "vocab_size", 0) or 0) or 32000
     inputs = (f"int64[B,{config.seq_len}]<{vocab}",)
     if getattr(hf_config, "is_encoder_decoder", False):
-        inputs = (*inputs, f"int64[B,{config.seq_len}]<{vocab}")
+        inputs = _encoder_decoder_inputs(model_cls, hf_config, inputs[0], config.seq_len)
 
     def builder(cfg: Any) -> Callable[[], torch.nn.Module]:
         def build() -> torch.nn.Module:
@@ -187,6 +188,19 @@ def load_hf_target(config: AnalyzeConfig) -> LoadedTarget:
     n_layers = _stack_depth(hf_config)
     with_layers = (lambda n: builder(_with_layers(hf_config, n))) if n_layers else None
     return LoadedTarget("hf", None, builder(hf_config), inputs, n_layers=n_layers, with_layers=with_layers)
+
+
+def _encoder_decoder_inputs(model_cls: Any, hf_config: Any, ids: str, seq_len: int) -> tuple[str, ...]:
+    """Default inputs of an encoder-decoder model, by position: ids, (an all-ones attention mask,) decoder ids.
+
+    transformers' seq2seq forwards take ``attention_mask`` before ``decoder_input_ids``; a mask of ones is what
+    an unpadded batch passes.
+    """
+    concrete = getattr(model_cls, "_model_mapping", {}).get(type(hf_config), None)
+    names = list(inspect.signature(concrete.forward).parameters)[1:4] if concrete is not None else []
+    if names == ["input_ids", "attention_mask", "decoder_input_ids"]:
+        return ids, f"int64[B,{seq_len}]<2", ids
+    return ids, ids
 
 
 def _per_layer_lists(hf_config: Any, n_layers: int) -> dict[str, list]:

@@ -9,12 +9,14 @@ from dataclasses import replace
 import torch
 
 from flopcast.features.analysis import Analysis, MemoryEstimate, StepSummary, Target
+from flopcast.features.checkpointing import Recomputation
 from flopcast.features.config import AnalyzeConfig
 from flopcast.features.cuda_rnn import flatten_rnn_weights
 from flopcast.features.errors import AnalysisError, ModelRaisedError, TooLargeError, first_line
 from flopcast.features.hf_compat import real_run_behaviour
 from flopcast.features.memory import MemoryTracker
 from flopcast.features.module_path import ModulePathTracker
+from flopcast.features.moe import Routing
 from flopcast.features.records import OpRecord, Phase
 from flopcast.features.spec import InputSpec
 from flopcast.features.step import StepEvents, StepParts, make_step_parts, on_device_steps, warm_optimizer_state
@@ -127,13 +129,26 @@ def _step_where(config: AnalyzeConfig, tracker: ModulePathTracker) -> str:
     return f"the step function {config.step.step_fn}" if config.step.step_fn else "the model"
 
 
-def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec], config: AnalyzeConfig) -> Analysis:
+PartsFactory = Callable[[torch.nn.Module, list[torch.Tensor], AnalyzeConfig], StepParts]
+"""Builds the step to trace from the fake model, its inputs and the config (default: :func:`step_parts`)."""
+
+
+def step_parts(model: torch.nn.Module, inputs: list[torch.Tensor], config: AnalyzeConfig) -> StepParts:
+    """The built-in train or infer step of ``config`` (:func:`flopcast.features.step.make_step_parts`)."""
+    return make_step_parts(model, inputs, mode=config.mode, optimizer=config.optimizer, precision=config.precision,
+                           device=config.device, emulate_cuda=True, options=config.step)
+
+
+def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec], config: AnalyzeConfig,
+                make_parts: PartsFactory = step_parts) -> Analysis:
     """Trace one step of the model made by ``build`` on inputs described by ``specs``.
 
     Args:
         build: returns the model; called under the meta device, so no weight memory is allocated.
         specs: one input spec per forward argument.
         config: mode, precision, device kind, optimizer, symbol bindings.
+        make_parts: builds the step (another one than the built-in train or infer step: a generation step,
+            :mod:`flopcast.features.generate`).
 
     Returns:
         The analysis of one steady-state step (optimizer state already created, as after a first step).
@@ -152,12 +167,15 @@ def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec]
         if config.device == "cuda":
             flatten_rnn_weights(model)  # as moving an RNN module to CUDA does (flatten_parameters)
         inputs = [s.materialize(bindings, "cpu") for s in specs]
-        parts = make_step_parts(model, inputs, mode=config.mode, optimizer=config.optimizer,
-                                precision=config.precision, device=config.device, emulate_cuda=True,
-                                options=config.step)
+        routing = Routing(config.rules.expert_load)
+        routing.apply(model)
+        parts = make_parts(model, inputs, config)
         tracker = ModulePathTracker(model)
         calls = PythonCalls() if config.mode == "train" else None  # infer: fast paths need no function mode
         rec = OpRecorder(tracker, memory, python_calls=calls)
+        recompute = Recomputation(rec)
+        if config.mode == "train" and config.rules.checkpoint_every:
+            recompute.apply(model, config.rules.checkpoint_every, config.target)
         events = _TraceEvents(rec, tracker, memory)
         hooks = []
         with tracker, calls or contextlib.nullcontext(), rec, real_run_behaviour():
@@ -185,7 +203,8 @@ def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec]
         for h in hooks:
             h.remove()
     memory.close()
-    records, estimate = _repeat_micro_batches(rec.records, memory.estimate(), events,
+    records = routing.adjusted(recompute.flagged(rec.records))
+    records, estimate = _repeat_micro_batches(records, memory.estimate(), events,
                                               parts.options.grad_accumulation - TRACED_MICRO_BATCHES)
     train = config.mode == "train"
     target = Target(
@@ -193,6 +212,6 @@ def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec]
         precision=config.precision, device=config.device,
         optimizer=config.optimizer if train else "none",
         inputs=tuple(s.text for s in specs), dims=dict(config.dims), flopcast_version=flopcast_version(),
-        step=_summary(parts) if train else StepSummary(),
+        step=_summary(parts) if train else StepSummary(), rules=config.rules,
     )
     return Analysis(tuple(records), target, params, trainable, estimate)

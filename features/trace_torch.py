@@ -31,6 +31,7 @@ from flopcast.features.cuda_rnn import FAKE_KERNELS
 from flopcast.features.errors import DataDependentError, TooLargeError
 from flopcast.features.memory import MemoryTracker
 from flopcast.features.module_path import ModulePathTracker
+from flopcast.features.moe import FAKE_KERNELS as MOE_FAKE_KERNELS
 from flopcast.features.records import Category, OpRecord, Outcome, Phase, TensorMeta
 from flopcast.features.registry import Call, lookup, op_name
 
@@ -212,7 +213,8 @@ class OpRecorder(TorchDispatchMode):
                         return _decompose(func, args, kwargs)
                 finally:
                     self._composites.pop()
-            fake = FAKE_KERNELS.get(func)  # ops whose shapes torch's fake kernels miss (cuDNN RNNs)
+            # ops whose shapes torch's fake kernels miss (cuDNN RNNs) or refuse (fp32 grouped MoE products)
+            fake = FAKE_KERNELS.get(func) or MOE_FAKE_KERNELS.get(func)
             out = NotImplemented if fake is None else fake(*args, **kwargs)
             if out is NotImplemented:
                 out = func(*args, **kwargs)

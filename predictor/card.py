@@ -1,7 +1,8 @@
 """``flopcast card``: the "Compute cost" section of a Hugging Face model card (Markdown, JSON or YAML metadata).
 
-Every number is a ``predict`` number: the train step with its run totals, and the inference step's
-:func:`~flopcast.predictor.predict.run_totals` over 1000 samples (and ``--inference-samples``).
+Every number is a ``predict`` number: the train step with its run totals, the inference step's
+:func:`~flopcast.predictor.predict.run_totals` over 1000 samples (and ``--inference-samples``), and with
+``--prompt-len P --new-tokens N`` the ``predict --mode generate`` request over 1000 requests (sequences).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from flopcast.predictor.cli import add_prediction_arguments, fmt_time, hardware_
 
 CARD_SCHEMA = "flopcast-card/1"
 PER_SAMPLES = 1000
-"""Inference cost is stated per this many samples."""
+"""Inference cost is stated per this many samples (and generation per this many requests)."""
 FORMATS = ("markdown", "json", "yaml")
 
 METHOD = (
@@ -54,6 +55,8 @@ class CardConfig:
         training_type: ``pre-training`` or ``fine-tuning`` for the YAML metadata (``None``: left out).
         format: markdown, json or yaml.
         out: file to write (``None``: standard output).
+        generation: a generation request (``--prompt-len``, ``--new-tokens``) whose cost per 1000 requests the
+            card states, at the inference batch size (``None``: none).
     """
 
     predict: Any
@@ -63,6 +66,7 @@ class CardConfig:
     training_type: str | None = None
     format: str = "markdown"
     out: Path | None = None
+    generation: Any = None
 
     def __post_init__(self) -> None:
         if len(self.predict.hardware) != 1:
@@ -110,11 +114,18 @@ def add_card_arguments(p: argparse.ArgumentParser, outputs: bool = True) -> None
 
 def card_config_from_args(args: argparse.Namespace) -> CardConfig:
     """The CardConfig of parsed ``card`` arguments."""
+    from flopcast.features.generate_options import GenerateOptions
     from flopcast.predictor.ep import training_from_args
 
     run_scale(args)
     fmt = "json" if args.json else getattr(args, "format", "markdown")
-    return CardConfig(predict=predict_config_from_args(args), training=training_from_args(args),
+    generation = None
+    if args.prompt_len is not None or args.new_tokens is not None:  # the card's own: its step stays --mode train
+        if args.prompt_len is None or args.new_tokens is None:
+            raise CardError("a card's generation cost needs both --prompt-len P and --new-tokens N")
+        generation = GenerateOptions(args.prompt_len, args.new_tokens, args.cache)
+        args = argparse.Namespace(**{**vars(args), "prompt_len": None, "new_tokens": None})
+    return CardConfig(predict=predict_config_from_args(args), training=training_from_args(args), generation=generation,
                       inference_batch_size=args.batch_size if args.inference_batch_size is None
                       else args.inference_batch_size,
                       inference_samples=args.inference_samples, training_type=args.training_type, format=fmt,
@@ -170,6 +181,7 @@ def build_card(config: CardConfig, model: Any, analyse: Any = None) -> dict[str,
         return {"samples": samples, "steps": t["steps"], "time_s": _q(t, "run_time_s"),
                 "energy_j": _q(t, "run_energy_kwh", 3.6e6), "co2_g": _q(t, "run_co2_kg", 1000.0)}
 
+    generation = _generation(config, model) if config.generation is not None else None
     physical = bool(train.get("physical_model"))
     basis = "physical model (hypothetical device)" if physical else "measured" if train["calibrated"] else "spec-only"
     return {
@@ -191,6 +203,7 @@ def build_card(config: CardConfig, model: Any, analyse: Any = None) -> dict[str,
             "per_1000_samples": per(PER_SAMPLES),
             **({"total": per(config.inference_samples)} if config.inference_samples else {}),
         },
+        **({"generation": generation} if generation else {}),
         "hardware": {"name": train["hardware"], "calibrated": train["calibrated"],
                      "calibrated_as": train["calibrated_as"], "measured_by": train.get("measured_by"),
                      "basis": basis, "notes": train["notes"]},
@@ -198,6 +211,25 @@ def build_card(config: CardConfig, model: Any, analyse: Any = None) -> dict[str,
         "flopcast_version": flopcast_version(), "model_version": train["model_version"],
         "method": METHOD.format(mode="training") + (PHYSICAL_METHOD if physical else ""),
     }
+
+
+def _generation(config: CardConfig, model: Any) -> dict[str, Any]:
+    """The card's generation section: ``predict --mode generate`` of the request, per 1000 requests."""
+    from flopcast.predictor.generate import RequestCost, generation_records
+    from flopcast.predictor.predict import run_totals
+
+    a = replace(config.predict.analysis, mode="generate", batch_size=config.inference_batch_size,
+                generate=config.generation)
+    r = generation_records(replace(config.predict, analysis=a, dataset_size=None, max_batch=False), model)[0]
+    t = run_totals(RequestCost.of(r), config.inference_batch_size, PER_SAMPLES, 1, config.predict.region,
+                   config.predict.pue)
+    return {"prompt_len": r["prompt_len"], "new_tokens": r["new_tokens"], "batch_size": r["batch_size"],
+            "cache": r["cache"], "time_to_first_token_s": _q(r, "ttft_s"),
+            "time_per_output_token_s": _q(r, "time_per_output_token_s") if r["new_tokens"] > 1 else None,
+            "energy_per_token_j": _q(r, "energy_per_token_j"), "kv_cache_bytes_final": r["kv_cache_bytes_final"],
+            "peak_memory_bytes": r["peak_memory_bytes"], "fits": r["fits"],
+            "per_1000_requests": {"requests": PER_SAMPLES, "calls": t["steps"], "time_s": _q(t, "run_time_s"),
+                                  "energy_j": _q(t, "run_energy_kwh", 3.6e6), "co2_g": _q(t, "run_co2_kg", 1000.0)}}
 
 
 def render_card(card: dict[str, Any], fmt: str) -> str:
@@ -248,6 +280,16 @@ def card_markdown(card: dict[str, Any]) -> str:
             rows += [(f"Inference time {what}", *_interval(q["time_s"], fmt_time)),
                      (f"Inference energy {what}", *_interval(q["energy_j"], lambda v: si(v, "J"))),
                      (f"Inference CO2eq {what}", *_interval(q["co2_g"], _g))]
+    g = card.get("generation")
+    if g:
+        what = f"per 1000 requests of {g['prompt_len']} prompt + {g['new_tokens']} new tokens (batch {g['batch_size']})"
+        q = g["per_1000_requests"]
+        rows += [("Generation: time to first token", *_interval(g["time_to_first_token_s"], fmt_time)),
+                 *([("Generation: time per output token", *_interval(g["time_per_output_token_s"], fmt_time))]
+                   if g["time_per_output_token_s"] else []),
+                 (f"Generation time {what}", *_interval(q["time_s"], fmt_time)),
+                 (f"Generation energy {what}", *_interval(q["energy_j"], lambda v: si(v, "J"))),
+                 (f"Generation CO2eq {what}", *_interval(q["co2_g"], _g))]
     lines = ["## Compute cost", "",
              f"Predicted by flopcast before the run for `{card['target']}` on **{h['name']}**; median with the "
              "10-90 % interval.", "", "| | median | 10-90 % interval |", "|---|---|---|"]

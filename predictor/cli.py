@@ -126,6 +126,10 @@ def run_predict(args: argparse.Namespace) -> int:
     from flopcast.predictor.parallel.cli import parallel_config_from_args, run_parallel_predict
     from flopcast.predictor.prefetch import AnalysisPrefetch
 
+    if args.mode == "generate":  # a request of several steps, each priced as below (predictor/generate.py)
+        from flopcast.predictor.generate import run_predict_generation
+
+        return run_predict_generation(args)
     run_scale(args)  # option errors before any work
     parallel = parallel_config_from_args(args, predict_config_from_args(args))
     if parallel is not None:  # --gpus N: one GPU's sharded step per role, communication, run (predictor/parallel/)

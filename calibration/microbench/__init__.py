@@ -79,6 +79,7 @@ def _load_families() -> None:
         attention,
         conv,
         data_movement,
+        decode,
         elementwise,
         embedding,
         indexing,

@@ -9,6 +9,7 @@ from __future__ import annotations
 from flopcast.calibration.zoo import (  # noqa: F401  (imported to register their models)
     cnn,
     conv1d,
+    decode,
     full_size,
     mlp,
     mobilenet,

@@ -24,6 +24,8 @@ class ZooModel:
         batch_sizes: suggested batch sizes for CPU measurement.
         gpu_batch_sizes: suggested batch sizes on a large GPU.
         description: one line on what the model is.
+        modes: the step modes it is measured in (a decode step is an inference step only).
+        precisions: the only precisions it is measured at (empty: any; a decode step's fp32 cache input: fp32).
 
     """
 
@@ -34,6 +36,8 @@ class ZooModel:
     batch_sizes: tuple[int, ...]
     gpu_batch_sizes: tuple[int, ...]
     description: str
+    modes: tuple[str, ...] = ("train", "infer")
+    precisions: tuple[str, ...] = ()
 
 
 ZOO: dict[str, ZooModel] = {}
@@ -83,6 +87,8 @@ def register_zoo_model(
     batch_sizes: tuple[int, ...] = (1, 4, 8),
     gpu_batch_sizes: tuple[int, ...] = (8, 64, 256),
     description: str | None = None,
+    modes: tuple[str, ...] = ("train", "infer"),
+    precisions: tuple[str, ...] = (),
 ) -> Callable[[Builder], Builder]:
     """Decorator registering a builder whose all-default call gives the calibration-size model.
 
@@ -93,6 +99,8 @@ def register_zoo_model(
         batch_sizes: suggested CPU batch sizes.
         gpu_batch_sizes: suggested GPU batch sizes.
         description: one line; defaults to the first line of the builder's docstring.
+        modes: the step modes it is measured in.
+        precisions: the only precisions it is measured at (empty: any).
 
     Returns:
         A decorator that registers the builder and returns it unchanged.
@@ -110,6 +118,8 @@ def register_zoo_model(
                 batch_sizes=tuple(batch_sizes),
                 gpu_batch_sizes=tuple(gpu_batch_sizes),
                 description=doc,
+                modes=tuple(modes),
+                precisions=tuple(precisions),
             )
         )
         return builder

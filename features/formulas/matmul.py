@@ -50,3 +50,24 @@ if _SCALED_MM is not None:
     def scaled_mm(call: Call) -> OpCost:
         """FP8 ``_scaled_mm``: the product; the per-tensor scales are folded into the epilogue."""
         return matmul(call)
+
+
+_GROUPED_MM = optional_op("_grouped_mm")
+if _GROUPED_MM is not None:
+
+    @register_op_cost(_GROUPED_MM, category=Category.MATMUL)
+    def grouped_mm(call: Call) -> OpCost:
+        """``_grouped_mm(a, b, offs)``: one product per group (an MoE layer's experts), 2 FLOPs per MAC.
+
+        ``(S, K) x (E, K, N) -> (S, N)`` with row groups (``offs``): each of the S routed token rows meets one
+        expert's ``K x N`` weight, S*K*N MACs, whatever the routing; ``(E, M, K) x (E, K, N)``: E*M*K*N;
+        ``(K, S) x (S, N) -> (E, K, N)`` (a weight gradient over row groups): K*S*N. The bytes read charge every
+        group's weight, an upper bound that the MoE routing assumption lowers to the experts a step hits
+        (:mod:`flopcast.features.moe`).
+        """
+        a, b = call.args[0], call.args[1]
+        out = call.outputs[0]
+        macs = a.shape[0] * a.shape[1] * b.shape[1] if len(a.shape) == 2 and len(b.shape) == 2 else \
+            out.numel * a.shape[-1]
+        bias = 0 if call.arg(3, "bias") is None else out.numel
+        return OpCost(flops=2 * macs + bias, macs=macs)

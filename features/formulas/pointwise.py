@@ -5,6 +5,7 @@ from __future__ import annotations
 from flopcast.features.formulas._common import (
     aten,
     inplace_bytes,
+    numel,
     per_element,
     register_table,
     self_numel,
@@ -136,3 +137,15 @@ def bernoulli_(call: Call) -> OpCost:
 
 
 register_op_cost(aten.bernoulli, category=Category.ELEMENTWISE)(per_element(RANDOM_FILL_FLOPS))
+
+
+@register_op_cost(aten.isin, category=Category.ELEMENTWISE)
+def isin(call: Call) -> OpCost:
+    """``isin(elements, test_elements)``: one compare per (element, test element) pair.
+
+    The naive kernel runs so for the few test elements of ``generate()``'s EOS checks; a scalar side counts as
+    one element.
+    """
+    elements, test = call.arg(0, "elements"), call.arg(1, "test_elements")
+    count = (numel(elements) if hasattr(elements, "shape") else 1) * (numel(test) if hasattr(test, "shape") else 1)
+    return OpCost(flops=count)

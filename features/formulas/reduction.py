@@ -9,8 +9,8 @@ from flopcast.features.formulas.pointwise import TRANSCENDENTAL
 from flopcast.features.records import Category, OpCost
 from flopcast.features.registry import Call, register_op_cost
 
-#: FLOPs per *input* element: one accumulate / compare; variance: subtract, square, add; norms:
-#: square and add; logsumexp: exp and add.
+#: FLOPs per *input* element: one accumulate / compare (``histc``: one bin increment); variance: subtract,
+#: square, add; norms: square and add; logsumexp: exp and add.
 REDUCTION_FLOPS: dict[str, int] = {
     **dict.fromkeys(
         [
@@ -31,6 +31,7 @@ REDUCTION_FLOPS: dict[str, int] = {
             "cumprod",
             "count_nonzero",
             "aminmax",
+            "histc",
             "logcumsumexp",
         ],
         1,

@@ -17,7 +17,7 @@ EXPECTED = {
     "matmul", "conv2d_fwd", "conv2d_grad_input", "conv2d_grad_weight", "conv1d", "conv1d_grad_input",
     "conv1d_grad_weight", "sdpa_fwd", "sdpa_fwd_bwd",
     "elementwise_unary", "elementwise_binary", "reduction", "softmax", "norm", "embedding", "indexing",
-    "data_movement", "rnn_cell", "optimizer",
+    "data_movement", "rnn_cell", "optimizer", "matmul_decode", "sdpa_decode",
 }
 CAP_BYTES = 256 * 1024
 

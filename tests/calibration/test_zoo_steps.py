@@ -35,6 +35,11 @@ def test_step_configs_cover_batch_precision_mode():
     assert {c.precision for c in gpu} == {"fp32", "tf32", "bf16", "fp16"}
 
 
+def test_decode_steps_are_measured_as_fp32_inference_only():
+    configs = step_configs(["llama-decode-c512"], "cpu", batch_sizes=(1, 8), precisions=("fp32", "bf16"))
+    assert [(c.batch_size, c.mode, c.precision) for c in configs] == [(1, "infer", "fp32"), (8, "infer", "fp32")]
+
+
 def test_unknown_zoo_model_lists_close_matches():
     with pytest.raises(KeyError, match="mlp-small"):
         step_configs(["mlp-smal"], "cpu")

@@ -101,3 +101,21 @@ def test_an_ep_card_states_the_regime(files, model_dir, capsys):
     assert ep["inference"] == bp["inference"]  # inference runs no training regime
     assert "Equilibrium Propagation (3 free + 2 nudged iterations)" in _run(
         capsys, _args(files, model_dir, "--training", "ep", "--ep-free-steps", "3", "--ep-nudged-steps", "2"))
+
+
+def test_generation_section_is_the_predicted_request_per_1000_requests(files, model_dir, capsys):
+    sets = [x for kv in ("n_layer=2", "n_embd=64", "n_head=4", "vocab_size=1000", "n_positions=128")
+            for x in ("--set", kv)]
+    common = ["hf:gpt2", *sets, "--model", str(model_dir), "--hardware", str(files / "gpu.json"), "--country", "FR",
+              "--prompt-len", "8", "--new-tokens", "5", "--json"]
+    card = json.loads(_run(capsys, ["card", *common, "--batch-size", "2", "--seq-len", "8", "--dataset-size", "100",
+                                    "--inference-batch-size", "4"]))
+    request = json.loads(_run(capsys, ["predict", *common, "--mode", "generate", "--batch-size", "4"]))[0]
+    g = card["generation"]
+    assert (g["prompt_len"], g["new_tokens"], g["batch_size"]) == (8, 5, 4)
+    per = g["per_1000_requests"]
+    assert per["calls"] == 250  # 1000 requests in batches of 4
+    assert per["time_s"]["median"] == pytest.approx(250 * request["request_time_s"])
+    assert per["energy_j"]["p90"] == pytest.approx(250 * request["request_energy_j_p90"])
+    assert g["time_to_first_token_s"]["median"] == request["ttft_s"]
+    assert g["energy_per_token_j"]["median"] == request["energy_per_token_j"]

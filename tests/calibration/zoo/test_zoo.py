@@ -146,3 +146,16 @@ def test_full_size_param_counts_match_torchvision(builder, expected: int) -> Non
     with torch.device("meta"):
         model = builder()
     assert param_count(model) == expected
+
+
+@pytest.mark.parametrize(("name", "kv_heads", "cache_len"),
+                         [("gpt2-decode-c128", 8, 128), ("llama-decode-c512", 2, 512)])
+def test_decode_step_attends_one_token_over_the_cache_it_is_given(name: str, kv_heads: int, cache_len: int) -> None:
+    from flopcast.features.api import analyze
+
+    entry = ZOO[name]
+    assert entry.inputs[1] == f"float32[B,8,{kv_heads},{cache_len},64]"  # 4 layers x (keys, values)
+    a = analyze(entry.build, list(entry.inputs), batch_size=2, mode="infer", device="cpu")
+    attention = sum(o.flops for o in a.ops if o.category.value == "attention")
+    # 4 layers x B 2 x 8 query heads x (C + 1) keys x (4 x head_dim 64 + 9): Q K^T, P V, scale and softmax
+    assert attention == 4 * 2 * 8 * (cache_len + 1) * (4 * 64 + 9)
