@@ -65,11 +65,12 @@ def main() -> int:
         out = args.out / name
         out.mkdir(parents=True, exist_ok=True)
         common = [*target, *model, "--country", args.country]
-        run(["card", *common, "--hardware", "h100", "--inference-batch-size", "32"], out / "card.md", log)
+        generation = ["--prompt-len", "512", "--new-tokens", "128"] if target[0].startswith("hf:") else []
+        run(["card", *common, "--hardware", "h100", "--inference-batch-size", "32", *generation], out / "card.md", log)
         run(["card", *common, "--hardware", "h100", "--inference-batch-size", "32", "--format", "yaml"],
             out / "card.yaml", log)
         run(["suggest", *common, "--pool", str(POOL), "--objective", "cost", "--deadline", "3d",
-             "--sbatch", str(out / "job.sh")], out / "suggest.txt", log)
+             "--max-gpus", "8", "--sbatch", str(out / "job.sh")], out / "suggest.txt", log)
         run(["suggest", *common, "--pool", str(POOL), "--objective", "co2", "--json", "--plot", str(out / "plots")],
             out / "suggest-co2.json", log)
         devices = f"h100,a100-80gb,{HYPOTHETICAL / 'photonic-matrix-engine.json'}"

@@ -6,4 +6,4 @@
 #SBATCH --time=0-02:48:00  # p90 run time + 20%
 #SBATCH --mem=137G  # 2 x the predicted device peak
 #SBATCH --cpus-per-task=12
-# one GPU per job: data-parallel over a node's GPUs is not predicted yet (it waits for the distributed-training issue), so flopcast does not guess its speed-up
+# one GPU per job: --max-gpus N also weighs data-parallel runs on up to N GPUs of a node (each at the recommended batch)
