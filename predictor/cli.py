@@ -231,6 +231,18 @@ def _interval(r: dict[str, Any], key: str, unit: str) -> str:
     return f"{f(r[key])} [{f(r[key + '_p10'])}, {f(r[key + '_p90'])}]"
 
 
+def peak_memory_cell(r: dict[str, Any]) -> str:
+    """The peak-memory cell of a record: ``1.2 GiB of 80 GiB``, or ``not estimated``."""
+    if r["peak_memory_bytes"] is None:
+        return "not estimated"
+    return f"{si(r['peak_memory_bytes'], 'B', 1024)} of {si(r['memory_bytes'], 'B', 1024)}"
+
+
+def fits_cell(r: dict[str, Any]) -> str:
+    """The fits cell of a record: ``yes``, ``no`` (red) or ``unknown``."""
+    return "unknown" if r["fits"] is None else "yes" if r["fits"] else "[red]no[/red]"
+
+
 def calibrated_cell(r: dict[str, Any]) -> str:
     """Whether the model has measurements of the device, as what, and whose (the spec sheet alone: no)."""
     if not r["calibrated"]:
@@ -252,9 +264,8 @@ def render(records: list[dict[str, Any]], console: Console) -> None:
     rows += [
         ("step time", lambda r: _interval(r, "step_time_s", "s")),
         ("step energy", lambda r: _interval(r, "step_energy_j", "J")),
-        ("peak memory", lambda r: "not estimated" if r["peak_memory_bytes"] is None else
-         f"{si(r['peak_memory_bytes'], 'B', 1024)} of {si(r['memory_bytes'], 'B', 1024)}"),
-        ("fits", lambda r: "unknown" if r["fits"] is None else "yes" if r["fits"] else "[red]no[/red]"),
+        ("peak memory", peak_memory_cell),
+        ("fits", fits_cell),
         ("calibrated", calibrated_cell),
     ]
     if "run_time_s" in r0:

@@ -36,6 +36,7 @@ from flopcast.predictor.predict import (
     max_batch_size,
     predict_on,
     resolve_hardware,
+    traces_by_kind,
 )
 
 QUANTITIES = ("time_s_p10", "time_s", "time_s_p90", "energy_j_p10", "energy_j", "energy_j_p90", "flops", "macs",
@@ -225,13 +226,8 @@ def predict_generation(config: PredictConfig, model: CostModel, tracer: Tracer |
 
     model, calibration, source = calibrated_for(config, model)
     devices = [resolve_hardware(h, calibration) for h in config.hardware]
-    traces: dict[str, GenerationTrace] = {}
-    pricings = []
-    for d in devices:
-        kind = analysis_device(d.kind)
-        if kind not in traces:
-            traces[kind] = tracer(replace(config.analysis, device=kind))
-        pricings.append(DevicePricing(model, d, config.analysis.precision, traces[kind]))
+    traces = traces_by_kind(devices, tracer, config.analysis)
+    pricings = [DevicePricing(model, d, config.analysis.precision, traces[analysis_device(d.kind)]) for d in devices]
     options = config.analysis.generate
     per_device: list[dict[int, tuple[float, ...]]] = [{} for _ in pricings]
     for kind in traces:  # refine each device kind's trace on its own devices
@@ -272,7 +268,7 @@ def generation_records(config: PredictConfig, model: CostModel, tracer: Tracer |
 def render_generation(records: list[dict[str, Any]], console: Console) -> None:
     """Print a request's predictions: one column per device."""
     from flopcast.calibration.fitted_table import Layout
-    from flopcast.predictor.cli import calibrated_cell, fmt_time
+    from flopcast.predictor.cli import calibrated_cell, fits_cell, fmt_time, peak_memory_cell
 
     r0 = records[0]
     unit = r0["work_unit"]
@@ -302,9 +298,8 @@ def render_generation(records: list[dict[str, Any]], console: Console) -> None:
         ("energy per token", q("energy_per_token_j", joule)),
         ("KV cache per token", lambda r: si(r["kv_cache_bytes_per_token"], "B", 1024)),
         ("KV cache at the end", lambda r: si(r["kv_cache_bytes_final"], "B", 1024)),
-        ("peak memory", lambda r: "not estimated" if r["peak_memory_bytes"] is None else
-         f"{si(r['peak_memory_bytes'], 'B', 1024)} of {si(r['memory_bytes'], 'B', 1024)}"),
-        ("fits", lambda r: "unknown" if r["fits"] is None else "yes" if r["fits"] else "[red]no[/red]"),
+        ("peak memory", peak_memory_cell),
+        ("fits", fits_cell),
         ("calibrated", calibrated_cell),
     ]
     if "max_batch_size" in r0:

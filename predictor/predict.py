@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -37,6 +37,9 @@ UNCALIBRATED_EXTRA = math.log(1.5)
 """... and widened by this much more (ln units) on each side."""
 
 MAX_BATCH_LIMIT = 1 << 20
+
+T = TypeVar("T")
+"""A trace of the step (an :class:`Analysis`, a generation trace)."""
 
 
 class PredictError(ValueError):
@@ -319,6 +322,17 @@ def _analyse_config(config: AnalyzeConfig) -> Analysis:
     return analyze_config(config)
 
 
+def traces_by_kind(devices: Sequence[HardwareDescriptor], trace: Callable[[AnalyzeConfig], T],
+                   analysis: AnalyzeConfig) -> dict[str, T]:
+    """One trace per device kind the devices need (``cuda``/``cpu``: :func:`analysis_device`), keyed by it."""
+    out: dict[str, T] = {}
+    for d in devices:
+        kind = analysis_device(d.kind)
+        if kind not in out:
+            out[kind] = trace(replace(analysis, device=kind))
+    return out
+
+
 def predict(config: PredictConfig, model: CostModel, analyse: Callable[[AnalyzeConfig], Analysis] = _analyse_config
             ) -> tuple[dict[str, Analysis], list[Prediction]]:
     """Predict the configured step on every configured device.
@@ -328,12 +342,10 @@ def predict(config: PredictConfig, model: CostModel, analyse: Callable[[AnalyzeC
     """
     model, calibration, source = calibrated_for(config, model)
     devices = [resolve_hardware(h, calibration) for h in config.hardware]
-    analyses: dict[str, Analysis] = {}
+    analyses = traces_by_kind(devices, analyse, config.analysis)
     out = []
     for d in devices:
         device = analysis_device(d.kind)
-        if device not in analyses:
-            analyses[device] = analyse(replace(config.analysis, device=device))
         a = analyses[device]
         p = predict_on(model, StepAnalysis.of(a), d, config.analysis.precision, config.analysis.mode)
         extra: dict[str, Any] = {}
