@@ -123,14 +123,15 @@ def _one_line(e: BaseException) -> str:
     return text.splitlines()[0]
 
 
-FAST_EXIT_COMMANDS = ("analyze", "predict")
+FAST_EXIT_COMMANDS = ("analyze", "predict", "card", "suggest", "report")
 """Commands whose process ends without the interpreter's teardown (see :func:`entry`)."""
 
 
 def entry() -> None:
     """The ``flopcast`` executable: :func:`main`, then exit with its code.
 
-    After ``analyze`` and ``predict`` the process ends at once (``os._exit``, output flushed first):
+    After ``analyze``, ``predict`` and the commands built on it (``card``, ``suggest``, ``report``: every file
+    they write is closed before they return) the process ends at once (``os._exit``, output flushed first):
     tearing down torch, transformers and the fake-tensor state adds 1-2 s to a command of a few seconds,
     and those commands leave nothing that needs exit handlers. Other commands (``calibrate``, with
     MLflow and CodeCarbon) exit normally.

@@ -31,6 +31,16 @@ def test_fast_exit_keeps_the_whole_output_and_code(tmp_path):
     assert [r["hardware"] for r in json.loads(done.stdout)] == ["h100-sxm", "cpu-generic-avx2-8c"]
 
 
+def test_fast_exit_after_a_written_file_keeps_the_whole_file(tmp_path):
+    (tmp_path / "net.py").write_text(TARGET)
+    out = tmp_path / "card.md"
+    done = _run("card", str(tmp_path / "net.py:build"), "--batch-size", "4", "--hardware", "h100",
+                "--dataset-size", "1000", "-o", str(out))
+    assert done.returncode == 0, done.stderr
+    text = out.read_text()
+    assert text.startswith("## Compute cost") and "**Method.**" in text  # closed before the process ended
+
+
 def test_errors_keep_their_line_and_code(tmp_path):
     done = _run("predict", str(tmp_path / "absent.py:build"), "--hardware", "h100", "--json")
     assert done.returncode == 2
