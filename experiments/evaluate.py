@@ -2,7 +2,8 @@
 
 Run: ``python experiments/evaluate.py [--data DIR ...] [--seeds 0 1 2] [--max-rows-per-family 3000]
 [--quick DIR ...] [--skip-ops] [--final]``. Prints the tables and writes ``experiments/results/eval_summary.{csv,md}``,
-``eval_steps.csv`` (every held-out step prediction of every seed), ``eval_ops.csv`` and ``eval_step_time.png``;
+``eval_steps.csv`` (every held-out step prediction of every seed), ``eval_step_time.png`` and, not committed (tens of
+MB), ``eval_ops.parquet`` (every op prediction);
 ``--final`` writes ``eval_final.{csv,md}`` and ``eval_final_steps.csv`` instead.
 
 Every step is priced by :func:`flopcast.predictor.predict.predict_on`, what ``flopcast predict`` runs per device
@@ -552,13 +553,17 @@ def headline(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+OPS_FILE = "eval_ops.parquet"
+"""Every op prediction of the op level (about 36 MB for the released data: kept out of git, see .gitignore)."""
+
+
 def previous_op_level(out: Path) -> tuple[list[dict], pd.DataFrame]:
     """The op-level summary rows and op predictions of the last full run in ``out`` (``--skip-ops``), if written."""
-    summary, ops = out / "eval_summary.csv", out / "eval_ops.csv"
+    summary, ops = out / "eval_summary.csv", out / OPS_FILE
     if not summary.is_file() or not ops.is_file():
         return [], pd.DataFrame()
     rows = pd.read_csv(summary)
-    return rows[rows["level"] == "op"].to_dict("records"), pd.read_csv(ops, index_col=0)
+    return rows[rows["level"] == "op"].to_dict("records"), pd.read_parquet(ops)
 
 
 def write(rows: list[dict], steps: pd.DataFrame, ops: pd.DataFrame | None, about: str, out: Path, name: str
@@ -573,7 +578,7 @@ def write(rows: list[dict], steps: pd.DataFrame, ops: pd.DataFrame | None, about
     summary.to_csv(out / f"{name}.csv", index=False)
     steps.to_csv(out / ("eval_steps.csv" if name == "eval_summary" else f"{name}_steps.csv"), index=False)
     if ops is not None:
-        ops.to_csv(out / "eval_ops.csv")
+        ops.to_parquet(out / OPS_FILE, compression="zstd")
     (out / f"{name}.md").write_text(
         f"# Cost-model accuracy (`python experiments/evaluate.py{' --final' if name != 'eval_summary' else ''}`)\n\n"
         f"{about}\n\n## Step level: flopcast beside the baselines (median absolute % error)\n\n"
@@ -627,7 +632,7 @@ def parse_args(argv: Sequence[str] | None = None) -> EvalConfig:
     parser.add_argument("--max-rows-per-family", type=int, default=3000,
                         help="op rows kept per (device, microbenchmark family) in each refit (3000; 0: all)")
     parser.add_argument("--skip-ops", action="store_true",
-                        help="step level only (the op-level rows and eval_ops.csv of the last full run are kept)")
+                        help="step level only (the op-level rows and eval_ops.parquet of the last full run are kept)")
     parser.add_argument("--quick", type=Path, action="append", default=[],
                         help="a `flopcast calibrate --quick` folder of a released CPU (repeatable): adds the "
                         "quick-calibrated split")
