@@ -79,12 +79,17 @@ def measured_s(c: Config) -> float:
 
 
 def predicted(c: Config, extra: list[str], env: dict[str, str]) -> dict:
-    """``flopcast predict --hardware local --json`` of ``c`` as a subprocess (one JSON record)."""
+    """``flopcast predict --hardware local --json`` of ``c`` as a subprocess: its one record.
+
+    ``--loss mean``: the measured step is the plain one (:func:`measured_s`), where ``predict`` would pick a
+    cross-entropy loss for a classification output by itself.
+    """
     argv = [sys.executable, "-m", "flopcast.predictor.main", "predict", c.target, "--batch-size", str(c.batch_size),
             "--mode", c.mode, "--optimizer", c.optimizer, *[x for s in c.inputs for x in ("--input", s)],
-            "--hardware", "local", "--json", *extra]
+            "--hardware", "local", "--loss", "mean", "--json", *extra]
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
-    return json.loads(out.stdout)
+    (record,) = json.loads(out.stdout)  # --json prints a list, one record per device
+    return record
 
 
 def load() -> str:

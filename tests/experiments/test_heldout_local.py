@@ -37,7 +37,7 @@ def test_predictions_are_the_cli_with_local_hardware(heldout, monkeypatch):
 
     def run(argv, env, **kwargs):
         calls.append((argv, env))
-        return subprocess.CompletedProcess(argv, 0, json.dumps({"step_time_s": 0.01, "calibrated": True}), "")
+        return subprocess.CompletedProcess(argv, 0, json.dumps([{"step_time_s": 0.01, "calibrated": True}]), "")
 
     monkeypatch.setattr(heldout.subprocess, "run", run)
     c = next(c for c in heldout.CONFIGS if c.mode == "infer")
@@ -45,6 +45,7 @@ def test_predictions_are_the_cli_with_local_hardware(heldout, monkeypatch):
     (argv, env), = calls
     assert argv[argv.index("--hardware") + 1] == "local" and argv[-2:] == ["--calibration", "d"]
     assert argv[argv.index("--optimizer") + 1] == "none" and argv.count("--input") == len(c.inputs)
+    assert argv[argv.index("--loss") + 1] == "mean"  # the plain step, as measured_s runs it
     assert env == {"FLOPCAST_HOME": "h"} and "load" in heldout.load() and str(os.cpu_count()) in heldout.load()
 
 
