@@ -47,6 +47,7 @@ from flopcast.features.spec import parse_spec
 from flopcast.features.step_options import StepOptions
 from flopcast.features.trace_model import trace_model
 from flopcast.predictor.io import load_model
+from flopcast.predictor.metrics import ape_pct
 from flopcast.predictor.model import CostModel
 from flopcast.predictor.parallel.predict import Analyse, ParallelConfig, Transform, predict_parallel
 from flopcast.predictor.predict import PredictConfig
@@ -148,11 +149,6 @@ def predicted(rows: pd.DataFrame, model: CostModel, model_dir: Path | None) -> p
     return pd.concat([rows.reset_index(drop=True), pd.DataFrame(out)], axis=1)
 
 
-def ape(pred: pd.Series, measured: pd.Series) -> pd.Series:
-    """Absolute percentage error, %."""
-    return (pred / measured - 1).abs() * 100
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--neusight", type=Path, required=True, help="a NeuSight checkout")
@@ -162,13 +158,13 @@ def main() -> int:
     peers = neusight_predictions(args.neusight)
     rows = rows.merge(peers, on=["upstream", "batch_size", "folder", "parallel"], how="left",
                       suffixes=("", "_summary"))
-    mismatch = rows["measured_summary"].notna() & (ape(rows["measured_summary"], rows["measured"]) > 0.1)
+    mismatch = rows["measured_summary"].notna() & (ape_pct(rows["measured_summary"], rows["measured"]) > 0.1)
     if mismatch.any():
         raise SystemExit(f"error: distributed.csv's measurements differ from the label files:\n{rows[mismatch]}")
     model = load_model(args.model)
     p = predicted(rows, model, args.model)
-    p["flopcast error %"] = ape(p["flopcast"], p["measured"]).round(1)
-    p["NeuSight error %"] = ape(p["neusight"], p["measured"]).round(1)
+    p["flopcast error %"] = ape_pct(p["flopcast"], p["measured"]).round(1)
+    p["NeuSight error %"] = ape_pct(p["neusight"], p["measured"]).round(1)
     table = pd.DataFrame({
         "model": p["upstream"], "GPUs": "4 x " + p["hardware"], "parallel": p["parallel"],
         "global batch": p["batch_size"], "seq": p["seq"], "measured ms": (p["measured"] * 1e3).round(1),

@@ -22,7 +22,6 @@ campaign then describe the one core torch uses, and the prediction is for that.
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import sys
 import time
@@ -31,6 +30,7 @@ from typing import Any, NamedTuple
 
 import pandas as pd
 import torch
+from host_load import load
 from result_tables import write_result
 
 from flopcast.calibration.probe import probe_cpu
@@ -150,11 +150,6 @@ def predicted_columns(record: dict[str, Any], way: str) -> dict[str, Any]:
 def error(table: pd.DataFrame, way: str, what: str) -> pd.Series:
     """Absolute relative error of ``way``'s ``what`` (``request_s``, ``ttft_s``, ``tpot_ms``)."""
     return (table[f"{way}_{what}"] / table[f"measured_{what}"] - 1).abs()
-
-
-def load() -> str:
-    """The 1-minute load average and the core count."""
-    return f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
 
 
 def main() -> int:

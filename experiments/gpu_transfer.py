@@ -26,6 +26,7 @@ from flopcast.calibration.catalog import get_hardware
 from flopcast.datasets.loader import load_datasets
 from flopcast.predictor.compose import op_quantiles
 from flopcast.predictor.featurize import featurize
+from flopcast.predictor.metrics import error_metrics
 from flopcast.predictor.op_rows import ROW_PRECISION, op_training_rows
 from flopcast.predictor.training import FitConfig, fit_op_stage, spread_rows
 
@@ -65,11 +66,11 @@ def error_rows(p: pd.DataFrame) -> pd.DataFrame:
     for h, fam, g in groups:
         row = {"gpu": h, "family": fam, "n": len(g)}
         for col in ("flopcast", "roofline", "calibrated_roofline"):
-            ape = (g[col] / g["measured"] - 1).abs() * 100
-            row[f"{col} median %"] = round(float(ape.median()), 1)
+            e = error_metrics(g[col], g["measured"])
+            row[f"{col} median %"] = round(e["median_ape_pct"], 1)
             if col == "flopcast":
-                row["flopcast mean %"] = round(float(ape.mean()), 1)
-                row["flopcast within 25 %"] = round(float((ape <= 25).mean() * 100))
+                row["flopcast mean %"] = round(e["mean_ape_pct"], 1)
+                row["flopcast within 25 %"] = round(e["within_25_pct"])
                 row["flopcast pred/meas"] = round(float((g[col] / g["measured"]).median()), 2)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -23,6 +23,7 @@ from typing import NamedTuple
 
 import pandas as pd
 import torch
+from host_load import load
 
 from flopcast.calibration.windows import measure
 from flopcast.features.spec import parse_spec
@@ -90,11 +91,6 @@ def predicted(c: Config, extra: list[str], env: dict[str, str]) -> dict:
     out = subprocess.run(argv, capture_output=True, text=True, env=env, check=True)
     (record,) = json.loads(out.stdout)  # --json prints a list, one record per device
     return record
-
-
-def load() -> str:
-    """The 1-minute load average and the core count."""
-    return f"load {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores"
 
 
 def main() -> int:

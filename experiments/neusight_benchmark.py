@@ -35,6 +35,7 @@ from flopcast.calibration.catalog import get_hardware
 from flopcast.datasets.import_neusight import GPUS, LABELS
 from flopcast.datasets.loader import load_datasets, trusted_rows
 from flopcast.predictor.analysis_cache import zoo_step
+from flopcast.predictor.metrics import error_metrics
 from flopcast.predictor.predict import predict_on
 from flopcast.predictor.training import FitConfig, composed_steps, descriptors_of, fit_op_stage, fit_step_stages
 
@@ -117,13 +118,12 @@ def error_table(p: pd.DataFrame) -> pd.DataFrame:
     for name, g in groups:
         row = {"rows": name, "n": len(g)}
         for col in ("flopcast", *PEERS.values()):
-            ok = g[col].notna()
-            ape = (g.loc[ok, col] / g.loc[ok, "measured"] - 1).abs() * 100
-            row[f"{col} median %"] = round(float(ape.median()), 1) if len(ape) else np.nan
-            row[f"{col} mean %"] = round(float(ape.mean()), 1) if len(ape) else np.nan
+            e = error_metrics(g[col], g["measured"])  # rows without this predictor's figure left out
+            row[f"{col} median %"] = round(e["median_ape_pct"], 1) if e["n"] else np.nan
+            row[f"{col} mean %"] = round(e["mean_ape_pct"], 1) if e["n"] else np.nan
             if col == "flopcast":
-                row["flopcast within 10 %"] = round(float((ape <= 10).mean() * 100))
-                row["flopcast within 25 %"] = round(float((ape <= 25).mean() * 100))
+                row["flopcast within 10 %"] = round(e["within_10_pct"])
+                row["flopcast within 25 %"] = round(e["within_25_pct"])
                 row["flopcast pred/meas"] = round(float((g[col] / g["measured"]).median()), 2)
         rows.append(row)
     return pd.DataFrame(rows)

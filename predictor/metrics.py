@@ -5,8 +5,14 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from flopcast.datasets.validate import spearman
+
+
+def ape_pct(predicted: ArrayLike, measured: ArrayLike) -> np.ndarray:
+    """Absolute % error of each prediction against its measurement (same units; NaN where either is missing)."""
+    return np.abs(np.asarray(predicted, float) / np.asarray(measured, float) - 1.0) * 100
 
 
 def error_metrics(predicted: np.ndarray, measured: np.ndarray, lower: np.ndarray | None = None,
@@ -32,7 +38,7 @@ def error_metrics(predicted: np.ndarray, measured: np.ndarray, lower: np.ndarray
     if len(m) == 0:
         return {"n": 0, **dict.fromkeys(("median_ape_pct", "mean_ape_pct", "within_10_pct", "within_25_pct",
                                          "spearman", "coverage_pct"), math.nan)}
-    ape = np.abs(p / m - 1.0) * 100
+    ape = ape_pct(p, m)
     coverage = math.nan
     if lower is not None and upper is not None:
         lo, hi = np.asarray(lower, float)[ok], np.asarray(upper, float)[ok]
