@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -227,7 +228,11 @@ FORMATS = {"s": fmt_time, "J": lambda v: si(v, "J"), "kWh": lambda v: f"{v:.3g} 
 
 
 def _interval(r: dict[str, Any], key: str, unit: str) -> str:
-    f = FORMATS[unit]
+    return interval_cell(r, key, FORMATS[unit])
+
+
+def interval_cell(r: dict[str, Any], key: str, f: Callable[[float], str]) -> str:
+    """``median [p10, p90]`` of ``key`` in a record (``key``, ``key_p10``, ``key_p90``), each written by ``f``."""
     return f"{f(r[key])} [{f(r[key + '_p10'])}, {f(r[key + '_p90'])}]"
 
 

@@ -268,7 +268,7 @@ def generation_records(config: PredictConfig, model: CostModel, tracer: Tracer |
 def render_generation(records: list[dict[str, Any]], console: Console) -> None:
     """Print a request's predictions: one column per device."""
     from flopcast.calibration.fitted_table import Layout
-    from flopcast.predictor.cli import calibrated_cell, fits_cell, fmt_time, peak_memory_cell
+    from flopcast.predictor.cli import FORMATS, calibrated_cell, fits_cell, fmt_time, interval_cell, peak_memory_cell
 
     r0 = records[0]
     unit = r0["work_unit"]
@@ -278,10 +278,9 @@ def render_generation(records: list[dict[str, Any]], console: Console) -> None:
                   f"{si(r0['params'])} params")
 
     def q(key: str, f: Callable[[float], str]) -> Callable[[dict[str, Any]], str]:
-        return lambda r: "-" if r.get(key) is None else f"{f(r[key])} [{f(r[key + '_p10'])}, {f(r[key + '_p90'])}]"
+        return lambda r: "-" if r.get(key) is None else interval_cell(r, key, f)
 
-    def joule(v: float) -> str:
-        return si(v, "J")
+    joule = FORMATS["J"]
 
     rows: list[tuple[str, Callable[[dict[str, Any]], str]]] = [
         (f"prefill {unit}", lambda r: si(r[f"prefill_{work}"], unit)),
