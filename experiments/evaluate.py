@@ -60,12 +60,12 @@ from flopcast.predictor.analysis_cache import StepAnalysis, zoo_step
 from flopcast.predictor.calibrated import calibrate_model
 from flopcast.predictor.compose import op_quantiles
 from flopcast.predictor.featurize import HardwareView, analysis_device, featurize, is_free, peak_key
-from flopcast.predictor.memory import MemoryModel, blas_workspace_bytes
+from flopcast.predictor.memory import MemoryModel
 from flopcast.predictor.metrics import error_metrics
 from flopcast.predictor.model import CostModel
 from flopcast.predictor.op_rows import ROW_PRECISION, op_training_rows
 from flopcast.predictor.power import MEASURED_POWER_SOURCES, tdp_w
-from flopcast.predictor.predict import predict_on
+from flopcast.predictor.predict import Prediction, predict_on
 from flopcast.predictor.step_model import StepEnergyModel, StepTimeModel
 from flopcast.predictor.training import (
     FitConfig,
@@ -254,14 +254,14 @@ def measured_ceilings(d: HardwareDescriptor) -> HardwareDescriptor:
                    memory_bandwidth_bytes_per_s=d.measured_bandwidth_bytes_per_s or d.memory_bandwidth_bytes_per_s)
 
 
-def step_peak_bytes(predicted_bytes: int | None, d: HardwareDescriptor, step: StepAnalysis) -> float | None:
+def step_peak_bytes(p: Prediction) -> float | None:
     """The predicted peak as the campaign measured it, bytes: without the cuBLAS workspaces.
 
     ``predict`` adds the workspaces a GPU process keeps from its first matmul on (what a fresh run's
     ``max_memory_allocated`` counts); the campaign measures each step's peak above what was allocated before it,
     in a process whose earlier steps had allocated them (``experiments/h200_workspace_check.py``).
     """
-    return None if predicted_bytes is None else float(predicted_bytes - blas_workspace_bytes(d, step.ops))
+    return None if p.peak_memory_bytes is None else float(p.peak_memory_bytes - p.workspace_bytes)
 
 
 def calibrated_roofline_s(step: StepAnalysis, d: HardwareDescriptor, precision: str) -> float:
@@ -298,7 +298,7 @@ def predicted_steps(model: CostModel, test: pd.DataFrame, descs: dict[str, Hardw
                      "est_peak_memory_bytes": step.peak_memory_bytes,
                      **dict(zip(("time_p10", "time_p50", "time_p90"), p.step_time_s, strict=True)),
                      **dict(zip(("energy_p10", "energy_p50", "energy_p90"), p.step_energy_j, strict=True)),
-                     "memory_pred": step_peak_bytes(p.peak_memory_bytes, d, step),
+                     "memory_pred": step_peak_bytes(p),
                      "flops_035": flops / (peak * SPEC_EFFICIENCY),
                      "roofline": p.composed.roofline_s,
                      "calibrated_roofline": calibrated_roofline_s(step, d, str(r["precision"])), "tdp_w": tdp_w(d)})
