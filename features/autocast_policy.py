@@ -9,7 +9,8 @@ region, as autocast does, except under ``torch.inference_mode``, where torch no 
 pytorch#165068 (the installed torch is probed, see :data:`CACHES_UNDER_INFERENCE_MODE`). Lists follow
 ``aten/src/ATen/autocast_mode.cpp`` (CUDA section); float64 tensors are never cast.
 Attention goes through :func:`flopcast.features.cuda_sdpa.cuda_sdpa`, which picks CUDA's fused kernel;
-recurrent layers through :func:`flopcast.features.cuda_rnn.cuda_rnn`, one fused cuDNN call per layer stack.
+recurrent layers through :func:`flopcast.features.cuda_rnn.cuda_rnn`, one fused cuDNN call per layer stack;
+dropout through :func:`flopcast.features.cuda_dropout.cuda_dropout`, CUDA's fused kernel.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import Any
 import torch
 from torch.overrides import TorchFunctionMode
 
+from flopcast.features.cuda_dropout import DROPOUT_FUNCS, cuda_dropout
 from flopcast.features.cuda_rnn import RNN_FUNCS, cuda_rnn, rnn_autocast_flag
 from flopcast.features.cuda_sdpa import cuda_sdpa
 
@@ -140,7 +142,7 @@ SDPA_FUNCS = _resolve(("torch._C._nn.scaled_dot_product_attention", "torch.nn.fu
 
 
 class CudaTargetEmulation(TorchFunctionMode):
-    """Apply CUDA's autocast casting policy, attention kernel choice and cuDNN RNNs to torch function calls.
+    """Apply CUDA's autocast casting policy, attention kernel choice, cuDNN RNNs and fused dropout to torch calls.
 
     Args:
         dtype: the autocast dtype (``torch.bfloat16`` or ``torch.float16``), or ``None`` without autocast.
@@ -194,6 +196,10 @@ class CudaTargetEmulation(TorchFunctionMode):
                 args = self._cast(args, widest)
         if func in SDPA_FUNCS:
             return cuda_sdpa(func, *args, **kwargs)
+        if func in DROPOUT_FUNCS:
+            out = cuda_dropout(func, args, kwargs)
+            if out is not NotImplemented:
+                return out
         return func(*args, **kwargs)
 
     def __enter__(self) -> CudaTargetEmulation:
