@@ -167,8 +167,9 @@ def op_predictions(model: CostModel, ds: Dataset, rows: pd.DataFrame) -> pd.Data
     out = []
     for hw, g in rows.groupby("hardware"):
         d = descriptors_of(ds)[hw]
-        f = featurize(g, model.view(d), ROW_PRECISION)
-        pred = op_quantiles(model, f, model.view(d).launch_overhead_s, model.offsets(d))[0]  # unseen: roofline
+        view = model.view(d)
+        f = featurize(g, view, ROW_PRECISION)
+        pred = op_quantiles(model, f, view.row_overheads_s(f), model.offsets(d))[0]  # unseen: roofline
         peak = np.array([d.peak_for(k) for k in f["peak_key"]])
         out.append(pd.DataFrame({"hardware": hw, "family": g["family"].to_numpy(), "measured": g["time_s"].to_numpy(),
                                  "flopcast": pred[:, 1], "p10": pred[:, 0], "p90": pred[:, 2],

@@ -41,17 +41,18 @@ def held_out_gpu(ds_rows: pd.DataFrame, ds, gpu: str, config: FitConfig, max_row
     d = get_hardware(gpu)
     view = model.view(d)
     f = featurize(test, view, ROW_PRECISION)
-    q = op_quantiles(model, f, view.launch_overhead_s, model.offsets(d))[0]
+    q = op_quantiles(model, f, view.row_overheads_s(f), model.offsets(d))[0]
     out = pd.DataFrame({"hardware": gpu, "family": test["family"].to_numpy(), "op": test["op"].to_numpy(),
                         "measured": test["time_s"].to_numpy(float), "flopcast": q[:, 1],
-                        "roofline": f["roofline_s"].to_numpy() + view.launch_overhead_s})
+                        "roofline": f["roofline_s"].to_numpy() + view.row_overheads_s(f)})
     others = train[train["hardware"].isin([h for h in ds.descriptors if ds.descriptors[h]["kind"] == "gpu"])]
     eff = {}
     for family, g in others.groupby("family"):
         ratios = []
         for h, gh in g.groupby("hardware"):
             view_h = model.view(get_hardware(h))
-            roof = featurize(gh, view_h, ROW_PRECISION)["roofline_s"].to_numpy() + view_h.launch_overhead_s
+            fh = featurize(gh, view_h, ROW_PRECISION)
+            roof = fh["roofline_s"].to_numpy() + view_h.row_overheads_s(fh)
             ratios.append(np.median(gh["time_s"].to_numpy(float) / roof))
         eff[family] = float(np.median(ratios))
     out["calibrated_roofline"] = out["roofline"] * out["family"].map(eff).fillna(1.0).to_numpy()

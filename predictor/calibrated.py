@@ -38,7 +38,7 @@ from flopcast.predictor.training import (
     energy_source,
     fit_cost_model,
     fit_step_stages,
-    fitted_overhead_s,
+    fitted_overheads,
 )
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ def with_device_stages(model: CostModel, campaign: Dataset, d: HardwareDescripto
     mb = trusted_rows(campaign.microbench)
     view = HardwareView.of(d, None, model.imputed_eff.get(d.kind, {}))
     own = {"descriptor": campaign.descriptors[name], "op_rows": len(mb), "energy_source": "none",
-           "overhead_s": fitted_overhead_s(mb, view) if len(mb) else view.launch_overhead_s}
+           **fitted_overheads(mb, view)}
     local = CostModel(model.op_time, model.op_power, StepTimeModel(), StepEnergyModel(), MemoryModel(),
                       hardware={name: own}, imputed_eff=model.imputed_eff, info=model.info)
     steps, frame = composed_steps(local, trusted_rows(campaign.steps), {name: d}, analyse)

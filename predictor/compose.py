@@ -106,9 +106,10 @@ def op_times(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisi
         inner[:] = True  # the host's dispatch of every call is the step stage's host time (max of the two)
     hw = model.view(d)
     f = featurize(work, hw, precision)
-    q, known = op_quantiles(model, f, hw.launch_overhead_s, model.offsets(d))
+    overhead = hw.row_overheads_s(f)  # a backward row's: one microbenchmarked autograd.grad call
+    q, known = op_quantiles(model, f, overhead, model.offsets(d))
     if inner.any():  # run from C++ (a fused op's kernels, a composite's parts, backward): no Python overhead
-        q[inner] = inner_kernel_time_s(q[inner], f["roofline_s"].to_numpy()[inner], hw.launch_overhead_s, d.kind)
+        q[inner] = inner_kernel_time_s(q[inner], f["roofline_s"].to_numpy()[inner], overhead[inner], d.kind)
     # a kernel run T times: its time, T times
     return OpTimes(work, f, q * repeat[:, None], repeat, known, hw.launch_overhead_s)
 
@@ -170,19 +171,21 @@ def merged_optimizer_step(work: pd.DataFrame) -> pd.DataFrame:
     return merged
 
 
-def op_quantiles(model: CostModel, f: pd.DataFrame, overhead_s: float, offsets: list[float] | None = None
-                 ) -> tuple[np.ndarray, np.ndarray]:
+def op_quantiles(model: CostModel, f: pd.DataFrame, overhead_s: float | np.ndarray,
+                 offsets: list[float] | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Time quantiles of featurized ops of one device, s, shape ``(n, 3)``, and which ops had a trained category.
 
+    ``overhead_s``: the overhead in each row's time (one value, or one per row: ``HardwareView.row_overheads_s``).
     ``offsets``: the device's op-model offsets (:meth:`CostModel.offsets`). Ops of a category the op model
     never saw get the roofline-plus-launch time scaled by the training median ratio, with a factor-3 interval.
     """
+    overhead_s = np.broadcast_to(np.asarray(overhead_s, float), (len(f),))
     known = f["category"].isin(model.op_time.known_categories()).to_numpy()
     q = np.empty((len(f), 3))
     if known.any():
-        q[known] = model.op_time.predict(f[known], overhead_s, offsets)
+        q[known] = model.op_time.predict(f[known], overhead_s[known], offsets)
     if (~known).any():
-        base = f.loc[~known, "roofline_s"].to_numpy() + overhead_s
+        base = f.loc[~known, "roofline_s"].to_numpy() + overhead_s[~known]
         spread = np.array([-FALLBACK_LOG_INTERVAL, 0.0, FALLBACK_LOG_INTERVAL])
         q[~known] = base[:, None] * np.exp(model.op_time.fallback_log_ratio_ + spread)
     return q, known

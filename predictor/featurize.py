@@ -93,6 +93,11 @@ class HardwareView:
         launch_overhead_s: fitted or measured launch overhead, or the kind's prior, s.
         peak_eff: measured / spec peak per dtype key (NaN where not measured).
         bw_eff: measured / spec bandwidth (NaN where not measured).
+        traits: spec-sheet traits (:func:`flopcast.predictor.device_traits.traits`).
+        backward_overhead_s: the fixed cost of one microbenchmarked backward, s: a backward row times a whole
+            ``torch.autograd.grad`` call from Python (graph walk, engine hand-off, on CUDA the device thread),
+            which costs several forward launches and which a step's backward, run by the engine in C++, does
+            not pay per op. NaN: the launch overhead.
     """
 
     descriptor: HardwareDescriptor
@@ -100,10 +105,21 @@ class HardwareView:
     peak_eff: dict[str, float]
     bw_eff: float
     traits: dict[str, float]
+    backward_overhead_s: float = math.nan
+
+    def row_overheads_s(self, features: pd.DataFrame) -> np.ndarray:
+        """The overhead each featurized row's time includes, s: the backward call's for backward rows.
+
+        GEMMs are one family in any pass (their ``phase`` feature is ``any``) and keep the launch overhead.
+        """
+        backward = features["phase"].astype(str).to_numpy() == "backward"
+        own = self.backward_overhead_s if np.isfinite(self.backward_overhead_s) else self.launch_overhead_s
+        return np.where(backward, own, self.launch_overhead_s)
 
     @classmethod
     def of(cls, d: HardwareDescriptor, launch_overhead_s: float | None = None,
-           imputed_eff: Mapping[str, float] | None = None) -> HardwareView:
+           imputed_eff: Mapping[str, float] | None = None, backward_overhead_s: float | None = None
+           ) -> HardwareView:
         """View of ``d``; ``launch_overhead_s`` overrides the descriptor's, ``imputed_eff`` fills missing efficiencies.
 
         A GPU's efficiencies are unknown (NaN), measured or not: a GPU is described by its spec sheet, and its
@@ -112,14 +128,17 @@ class HardwareView:
         Args:
             d: the descriptor.
             launch_overhead_s: a fitted overhead for this device, s (``None``: measured, else prior).
-            imputed_eff: ``peak`` and ``bw`` efficiencies to use where ``d`` has no measurement.
+            imputed_eff: ``peak`` and ``bw`` efficiencies to use where ``d`` has no measurement (and the kind's
+                fitted ``launch_overhead_s`` and ``backward_overhead_s``).
+            backward_overhead_s: a fitted backward-call overhead for this device, s (``None``: the kind's).
         """
         imputed = dict(imputed_eff or {})
         overhead = (launch_overhead_s or d.launch_overhead_s or imputed.get("launch_overhead_s")
                     or PRIOR_LAUNCH_OVERHEAD_S.get(d.kind, 5e-6))
+        backward = float(backward_overhead_s or imputed.get("backward_overhead_s") or math.nan)
         if d.kind == "gpu":  # its spec sheet alone: its measured level is the op model's offsets
             return cls(d, float(overhead), dict.fromkeys({*d.peak_flops_per_s, "fp32"}, math.nan), math.nan,
-                       traits(d))
+                       traits(d), backward)
         peak_eff = {k: v / d.peak_flops_per_s[k] for k, v in d.measured_peak_flops_per_s.items()
                     if v and d.peak_flops_per_s.get(k)}
         fallback = peak_eff.get("fp32", imputed.get("peak", math.nan))
@@ -129,7 +148,7 @@ class HardwareView:
         if math.isnan(bw_eff):  # the ratio over a spec of the same meaning (training.imputed_efficiencies)
             bw_eff = imputed.get("bw_estimated", imputed.get("bw", math.nan)) \
                 if d.extra.get("memory_bandwidth_estimated") else imputed.get("bw", math.nan)
-        return cls(d, float(overhead), peak_eff, float(bw_eff), traits(d))
+        return cls(d, float(overhead), peak_eff, float(bw_eff), traits(d), backward)
 
 
 def analysis_device(kind: str) -> str:
@@ -306,7 +325,8 @@ def in_vocabulary_op(ops: pd.Series, vocab: list[str], category: pd.Series | Non
 
     The op model has never seen such a name; rather than leave it missing (an arbitrary tree branch), it
     takes, in order: its out-of-place form when that is in ``vocab`` (an in-place op runs the same kernel,
-    writing into its input: ``aten.add_`` -> ``aten.add``); else the representative kernel of its category
+    writing into its input: ``aten.add_`` -> ``aten.add``); else a kernel of the same memory pattern
+    (:data:`KERNEL_STAND_INS`), when trained; else the representative kernel of its category
     (:data:`CATEGORY_KERNELS`), when trained. An element-wise op with one input has no stand-in: unary
     kernels differ too much per element (a copy-like ``neg`` against a transcendental ``erf``), so it stays
     missing, as do names in no listed category. Names in ``vocab`` (``aten.copy_``, ``aten._foreach_add_``)
@@ -321,6 +341,8 @@ def in_vocabulary_op(ops: pd.Series, vocab: list[str], category: pd.Series | Non
     known = set(vocab)
     stripped = ops.str.rstrip("_")
     out = ops.where(ops.isin(known) | ~stripped.isin(known), stripped)
+    kin = out.map(KERNEL_STAND_INS)
+    out = out.where(out.isin(known) | ~kin.isin(known), kin)
     if category is None:
         return out
     rep = category.map(CATEGORY_KERNELS)
@@ -329,6 +351,12 @@ def in_vocabulary_op(ops: pd.Series, vocab: list[str], category: pd.Series | Non
     use = ~out.isin(known) & rep.isin(known)
     return out.where(~use, rep)
 
+
+KERNEL_STAND_INS = {"aten.native_dropout": "aten.mul", "aten.native_dropout_backward": "aten.mul"}
+"""Kernels of one input that stream like a trained one: CUDA's fused dropout reads its input once and writes
+the scaled output and a byte mask in one pass (its random draws are counter-based, a few integer operations per
+element, hidden under the memory traffic), as a scaling ``mul`` streams its operands; its backward is ``g * mask
+* scale``. Their bytes and FLOPs stay their own (the roofline); the stand-in lends only the learned kernel name."""
 
 CATEGORY_KERNELS = {
     "elementwise": "aten.mul", "data-movement": "aten.copy_", "reduction": "aten.sum", "softmax": "aten._softmax",

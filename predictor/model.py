@@ -29,7 +29,8 @@ class CostModel:
         step_energy: step energy stages.
         memory: peak-memory fit.
         hardware: per trained device: ``descriptor`` (dict), ``overhead_s`` (fitted launch overhead, s),
-            ``op_rows``, ``step_rows``, ``energy_source``.
+            ``backward_overhead_s`` (fitted cost of one microbenchmarked backward call, s; devices with backward
+            rows), ``op_rows``, ``step_rows``, ``energy_source``.
         imputed_eff: per device kind, ``peak`` and ``bw`` efficiencies (measured / spec) used for CPUs
             without measured ceilings and the kind's fitted launch overhead; for GPUs, the spec-sheet model of
             the op model's device offsets (:mod:`flopcast.predictor.device_offsets`).
@@ -62,9 +63,9 @@ class CostModel:
 
     def view(self, d: HardwareDescriptor) -> HardwareView:
         """Feature view of ``d``: fitted overhead for trained devices, imputed efficiencies for the rest."""
-        name = self.trained_name(d)
-        overhead = self.hardware[name]["overhead_s"] if name else None
-        return HardwareView.of(d, overhead, self.imputed_eff.get(d.kind, {}))
+        entry = self.hardware.get(self.trained_name(d) or "", {})
+        return HardwareView.of(d, entry.get("overhead_s"), self.imputed_eff.get(d.kind, {}),
+                               entry.get("backward_overhead_s"))
 
     def offsets(self, d: HardwareDescriptor) -> list[float] | None:
         """The op model's offsets of ``d``.

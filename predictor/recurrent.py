@@ -169,18 +169,21 @@ def expand_recurrent(work: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def inner_kernel_time_s(q: np.ndarray, roofline_s: np.ndarray, overhead_s: float, kind: str) -> np.ndarray:
+def inner_kernel_time_s(q: np.ndarray, roofline_s: np.ndarray, overhead_s: float | np.ndarray, kind: str
+                        ) -> np.ndarray:
     """Time of kernels launched inside a fused op, s: predicted time less the framework's per-op overhead.
 
     Args:
         q: predicted time quantiles of the kernels, s, shape ``(n, 3)``.
         roofline_s: their roofline times, s.
-        overhead_s: the device's per-op (tiny-op) overhead the op model's predictions include, s.
+        overhead_s: the device's per-op (tiny-op) overhead the op model's predictions include, s (one value
+            or one per row).
         kind: device kind (``gpu``, ``cpu``, ...), for :data:`INNER_KERNEL_FLOOR_S`.
 
     Returns:
         ``max(q - overhead, roofline) + floor``, never above ``q``; same shape as ``q``.
     """
     floor = INNER_KERNEL_FLOOR_S.get(kind, INNER_KERNEL_FLOOR_S["gpu"])
-    device = np.maximum(q - overhead_s, np.asarray(roofline_s, float)[:, None]) + floor
+    overhead = np.broadcast_to(np.asarray(overhead_s, float), (len(q),))[:, None]
+    device = np.maximum(q - overhead, np.asarray(roofline_s, float)[:, None]) + floor
     return np.minimum(q, device)

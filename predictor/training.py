@@ -86,6 +86,19 @@ def spread_rows(mb: pd.DataFrame, max_rows: int | None) -> pd.DataFrame:
     return pd.concat(parts).reset_index(drop=True) if parts else mb
 
 
+def fitted_overheads(mb: pd.DataFrame, view: HardwareView) -> dict[str, float]:
+    """One device's fitted overheads, s: ``overhead_s`` (launch), with enough backward rows ``backward_overhead_s``.
+
+    The backward overhead is :func:`fitted_overhead_s` over the device's backward rows alone: each times a
+    whole ``torch.autograd.grad`` call (see :class:`HardwareView`), whose fixed cost is not a kernel's.
+    """
+    out = {"overhead_s": fitted_overhead_s(mb, view) if len(mb) else view.launch_overhead_s}
+    backward = mb[mb["phase"].astype(str) == "backward"] if "phase" in mb else mb.iloc[:0]
+    if len(backward) >= MIN_TINY_OPS:
+        out["backward_overhead_s"] = fitted_overhead_s(backward, view)
+    return out
+
+
 def fitted_overhead_s(mb: pd.DataFrame, view: HardwareView) -> float:
     """Launch overhead of one device, s: median time of its smallest ops (by roofline time).
 
@@ -136,7 +149,7 @@ def op_training_frame(mb: pd.DataFrame, views: dict[str, HardwareView]) -> tuple
             log.warning("skipping %d microbenchmark rows of %s: no descriptor", len(rows), name)
             continue
         frames.append(featurize(rows, views[name], ROW_PRECISION))
-        overheads.append(np.full(len(rows), views[name].launch_overhead_s))
+        overheads.append(views[name].row_overheads_s(frames[-1]))
         weights.append(np.full(len(rows), len(mb) / len(rows)))
     if not frames:
         raise FitError("no trusted microbenchmark rows with a descriptor: nothing to fit the op model on")
@@ -152,14 +165,17 @@ def fit_op_stage(ds: Dataset, config: FitConfig = FitConfig()) -> CostModel:
     descs = descriptors_of(ds)
     mb = spread_rows(op_training_rows(ds.microbench), config.max_rows_per_family)
     eff = imputed_efficiencies(descs)
-    views = {}
+    fitted: dict[str, dict[str, float]] = {}
     for name, d in descs.items():
-        base = HardwareView.of(d, None, eff.get(d.kind, {}))
         rows = mb[mb["hardware"] == name]
-        views[name] = HardwareView.of(d, fitted_overhead_s(rows, base) if len(rows) else None, eff.get(d.kind, {}))
+        if len(rows):
+            fitted[name] = fitted_overheads(rows, HardwareView.of(d, None, eff.get(d.kind, {})))
     for kind, e in eff.items():  # a device without rows: its kind's fitted overheads (measured, not a typed prior)
-        fitted = [v.launch_overhead_s for n, v in views.items() if descs[n].kind == kind and n in set(mb["hardware"])]
-        e.update({"launch_overhead_s": float(np.median(fitted))} if fitted else {})
+        for key, name in (("overhead_s", "launch_overhead_s"), ("backward_overhead_s", "backward_overhead_s")):
+            values = [o[key] for n, o in fitted.items() if descs[n].kind == kind and key in o]
+            e.update({name: float(np.median(values))} if values else {})
+    views = {name: HardwareView.of(d, fitted.get(name, {}).get("overhead_s"), eff.get(d.kind, {}),
+                                   fitted.get(name, {}).get("backward_overhead_s")) for name, d in descs.items()}
     features, overheads, weights = op_training_frame(mb, views)
     op_time = OpTimeModel(n_estimators=config.n_estimators, **config.op_model_params)
     op_time.fit(features, mb.loc[features.index, "time_s"].to_numpy(float), overheads, weights,
@@ -169,6 +185,8 @@ def fit_op_stage(ds: Dataset, config: FitConfig = FitConfig()) -> CostModel:
     op_power = _fit_power(mb, features, descs)
     model = CostModel(op_time, op_power, StepTimeModel(), StepEnergyModel(), MemoryModel(), imputed_eff=eff)
     model.hardware = {name: {"descriptor": ds.descriptors[name], "overhead_s": views[name].launch_overhead_s,
+                             **({"backward_overhead_s": fitted[name]["backward_overhead_s"]}
+                                if "backward_overhead_s" in fitted.get(name, {}) else {}),
                              "op_rows": int((mb["hardware"] == name).sum()), "step_rows": 0,
                              "energy_source": "none"} for name in descs}
     model.info = {"dataset_version": ds.version, "checksums": ds.checksums, "flopcast_version": flopcast_version(),

@@ -35,3 +35,25 @@ def test_a_gpu_is_judged_against_the_trained_gpus_not_the_cpus_beside_them(model
     assert not compose(model, ops, GPU, "fp32").hardware_out_of_range  # the trained GPU itself: in range
     ranges = model.op_time.ranges_
     assert set(ranges) == {"cpu", "gpu"} and ranges["gpu"]["hw_log_peak"][0] > ranges["cpu"]["hw_log_peak"][1]
+
+
+
+def test_a_step_backward_kernel_on_a_gpu_does_not_pay_the_microbenchmarks_autograd_call(dataset):
+    import dataclasses
+
+    from flopcast.predictor.training import FitConfig, fit_op_stage
+    from tests.datasets.synthetic import op_rows
+
+    mb = dataset.microbench.copy()
+    backward = (mb["hardware"] == GPU.name).to_numpy() & (mb.index % 2 == 1)
+    call_s = 80e-6  # the GPU's backward rows each time one autograd.grad call from Python
+    mb.loc[backward, "phase"] = "backward"
+    mb.loc[backward, "time_s"] += call_s
+    model = fit_op_stage(dataclasses.replace(dataset, microbench=mb), FitConfig(n_estimators=30, progress=False))
+    assert model.hardware[GPU.name]["backward_overhead_s"] > call_s
+    tiny = op_rows(2).iloc[[1]].assign(python_call=False, flops=64, bytes_read=512, bytes_written=256)
+    forward_s = op_times(model, tiny, GPU, "fp32").q[0, 1]
+    backward_s = op_times(model, tiny.assign(phase="backward"), GPU, "fp32").q[0, 1]
+    # the op model's backward time includes the call; the kernel a step's backward runs does not
+    assert backward_s < 0.25 * call_s
+    assert backward_s == pytest.approx(forward_s, rel=1.0)

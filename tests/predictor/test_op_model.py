@@ -172,3 +172,16 @@ def test_a_gpu_without_rows_takes_the_offsets_of_its_silicon_else_its_spec_sheet
     l4 = predicted_offsets(get_hardware("l4"), model)  # no silicon like it: the base / boost fit
     assert l4[0] > 0.2 and l4[1] == pytest.approx(0.15)  # closer to the throttled T4 (base / boost 0.37) than to a V100
     assert predicted_offsets(get_hardware("cpu"), model) is None
+
+
+def test_cuda_fused_dropout_streams_like_a_trained_scaling_kernel():
+    import pandas as pd
+
+    from flopcast.predictor.featurize import in_vocabulary_op
+
+    ops = pd.Series(["aten.native_dropout", "aten.native_dropout_backward", "aten.native_dropout"])
+    category = pd.Series(["elementwise"] * 3)
+    # one input, yet a stand-in (a unary op without one stays missing); a trained name of its own wins
+    assert in_vocabulary_op(ops, ["aten.mul"], category, pd.Series([1, 2, 1])).tolist() == ["aten.mul"] * 3
+    assert in_vocabulary_op(ops[:1], ["aten.mul", "aten.native_dropout"], category[:1]).tolist() == [
+        "aten.native_dropout"]

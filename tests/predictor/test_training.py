@@ -97,3 +97,41 @@ def test_a_device_never_measured_gets_its_kinds_fitted_launch_overhead(model):
     catalog_cpu = get_hardware("cpu-epyc-genoa-32c")  # no measured overhead: no typed prior either
     assert catalog_cpu.launch_overhead_s is None
     assert model.view(catalog_cpu).launch_overhead_s == float(np.median(fitted))
+
+
+def test_backward_rows_fit_their_own_call_overhead():
+    import pytest
+
+    from flopcast.calibration.descriptor import HardwareDescriptor
+    from flopcast.predictor.featurize import HardwareView
+    from flopcast.predictor.training import fitted_overheads
+    from tests.datasets.synthetic import DEVICES, microbench
+
+    gpu = DEVICES["test-gpu"]
+    rows = microbench(gpu, n=200, noise=0.0)
+    backward = rows.index % 4 == 1  # a quarter of the rows timed through one autograd.grad call each
+    call_s = 80e-6
+    rows.loc[backward, "phase"] = "backward"
+    rows.loc[backward, "time_s"] += call_s
+    view = HardwareView.of(HardwareDescriptor.from_dict(gpu))
+    fitted = fitted_overheads(rows, view)
+    # the launch overhead from the tiniest rows of all; the backward call's from the backward rows alone
+    assert fitted["backward_overhead_s"] == pytest.approx(gpu["launch_overhead_s"] + call_s, rel=0.05)
+    assert fitted["overhead_s"] < 0.2 * fitted["backward_overhead_s"]
+    assert "backward_overhead_s" not in fitted_overheads(rows[~backward], view)  # no backward rows: none
+
+
+def test_only_backward_rows_carry_the_backward_call_overhead():
+    import pandas as pd
+
+    from flopcast.calibration.descriptor import HardwareDescriptor
+    from flopcast.predictor.featurize import HardwareView
+    from tests.datasets.synthetic import DEVICES
+
+    d = HardwareDescriptor.from_dict(DEVICES["test-gpu"])
+    f = pd.DataFrame({"phase": ["forward", "backward", "any", "optimizer"]})
+    view = HardwareView.of(d, 1e-5, None, 9e-5)
+    assert view.row_overheads_s(f).tolist() == [1e-5, 9e-5, 1e-5, 1e-5]  # a GEMM ("any") keeps the launch's
+    assert HardwareView.of(d, 1e-5).row_overheads_s(f).tolist() == [1e-5] * 4  # none fitted: the launch's
+    kind = HardwareView.of(d, 1e-5, {"backward_overhead_s": 7e-5})  # a device without backward rows: its kind's
+    assert kind.row_overheads_s(f)[1] == 7e-5
