@@ -5,8 +5,9 @@ A step's ops run one after another on a CPU (time = op sum + host time) and asyn
 per Python-level call plus a fitted share of it per call run from C++ (backward, a composite's parts).
 On top of that physical base a ridge regression in log space corrects the bias per hardware (pooled per
 device kind for hardware without measured steps); its inputs (category shares or not, or only a level per
-mode) and the host costs are chosen by leave-one-family-out residuals, and those residuals' quantiles give
-the intervals.
+mode) and the host costs are chosen by leave-one-family-out residuals (a kind stage's by leave-one-device-out
+residuals, centred per device: its slopes serve other devices), and the family residuals' quantiles give the
+intervals.
 """
 
 from __future__ import annotations
@@ -58,11 +59,21 @@ def sized_design(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ridge(z: np.ndarray, y: np.ndarray, alpha: float) -> np.ndarray:
-    """Ridge coefficients; the first column (the intercept) is not penalised."""
+def _ridge(z: np.ndarray, y: np.ndarray, alpha: float, weights: np.ndarray | None = None) -> np.ndarray:
+    """Ridge coefficients, rows weighted by ``weights`` (default 1); the intercept (first column) is not penalised."""
     penalty = alpha * np.eye(z.shape[1])
     penalty[0, 0] = 0.0
-    return np.linalg.solve(z.T @ z + penalty, z.T @ y)
+    w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
+    return np.linalg.solve(z.T @ (w[:, None] * z) + penalty, z.T @ (w * y))
+
+
+def device_balanced_weights(hardware: np.ndarray) -> np.ndarray:
+    """Row weights under which each device counts as much as any other, summing to the row count.
+
+    A kind stage stands for a typical device of its kind, not for the device that measured the most steps.
+    """
+    names, index, counts = np.unique(np.asarray(hardware).astype(str), return_inverse=True, return_counts=True)
+    return len(index) / (len(names) * counts[index])
 
 
 class LogLinearStage:
@@ -80,19 +91,22 @@ class LogLinearStage:
         self.alpha = alpha
         self.quantiles = tuple(quantiles)
 
-    def fit(self, z: np.ndarray, log_ratio: np.ndarray, groups: np.ndarray | None = None) -> LogLinearStage:
+    def fit(self, z: np.ndarray, log_ratio: np.ndarray, groups: np.ndarray | None = None,
+            weights: np.ndarray | None = None) -> LogLinearStage:
         """Fit coefficients on all rows; residual quantiles from leave-one-group-out predictions.
 
         Args:
             z: design matrix, intercept column first.
             log_ratio: ``ln(measured / base)``.
             groups: group of each row (model family); ``None`` or one group: in-sample residuals.
+            weights: row weights of the coefficients' fit (``None``: equal; a kind stage:
+                :func:`device_balanced_weights`).
 
         Returns:
             ``self``.
         """
         z, y = sized_design(z), np.asarray(log_ratio, float)
-        self.coef_ = _ridge(z, y, self.alpha)
+        self.coef_ = _ridge(z, y, self.alpha, weights)
         self.z_min_, self.z_max_ = z.min(axis=0), z.max(axis=0)
         resid = held_out_residuals(z, y, groups, self.alpha)
         self.resid_q_ = [float(np.quantile(resid, q)) for q in self.quantiles]
@@ -162,6 +176,18 @@ def held_out_residuals(z: np.ndarray, y: np.ndarray, groups: np.ndarray | None, 
     return resid
 
 
+def centred_by_group(residuals: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
+    """Residuals less the median of their group's (``None``: less the overall median)."""
+    r = np.asarray(residuals, float)
+    if groups is None:
+        return r - np.median(r)
+    out = r.copy()
+    for g in np.unique(groups):
+        rows = groups == g
+        out[rows] -= np.median(r[rows])
+    return out
+
+
 class _StageSet:
     """Stages keyed by hardware name, pooled ``kind:<kind>`` stages, and the prior for the rest."""
 
@@ -180,6 +206,27 @@ class _StageSet:
         if key.startswith("kind:") or len(f) >= MIN_STEPS_FULL:
             return None
         return self.stages_.get(f"kind:{f['kind'].iloc[0]}")
+
+    @staticmethod
+    def _choice_groups(key: str, f: pd.DataFrame, groups: np.ndarray | None) -> tuple[np.ndarray | None, bool]:
+        """What a stage's design choice holds out at a time, and whether its residuals are centred per group.
+
+        A device's own stage predicts that device's other models: one model family at a time (``groups``).
+        A kind stage serves other devices (it lends its slopes to devices with few steps, which fit their own
+        level, and prices devices with no steps): one *device* at a time when it pools two or more, each held-out
+        device's residuals centred on their median, so that the choice weighs how its slopes carry to another
+        device and not the level every design misses alike. Chosen by families, a kind stage keeps corrections
+        that hold on the device with the most steps (the category shares of one GPU's op-model errors) and
+        carries them to devices where they do not hold.
+        """
+        if key.startswith("kind:") and f["hardware"].nunique() >= 2:
+            return f["hardware"].astype(str).to_numpy(), True
+        return groups, False
+
+    @staticmethod
+    def _row_weights(key: str, f: pd.DataFrame) -> np.ndarray | None:
+        """A kind stage's rows weighted so that each device counts once (:func:`device_balanced_weights`)."""
+        return device_balanced_weights(f["hardware"].to_numpy()) if key.startswith("kind:") else None
 
     def _keys(self, frame: pd.DataFrame, kinds: Mapping[str, dict[str, Any]] | None = None
               ) -> list[tuple[str, np.ndarray]]:
@@ -299,20 +346,24 @@ class StepTimeModel(_StageSet):
                 base = base_step_time_s(f, cost, ratio)
                 stage = kind["stage"].shifted(time_design(f, base, design), y - np.log(base))
             else:
+                held, centred = self._choice_groups(key, f, g)
                 grid = [(c, r, dz) for c in HOST_COST_GRID_S for r in INTERNAL_RATIO_GRID for dz in TIME_DESIGNS]
-                cost, ratio, design = min(grid, key=lambda crd, f=f, y=y, g=g: self._loss(f, y, g, *crd))
+                cost, ratio, design = min(grid, key=lambda crd, f=f, y=y, h=held, c=centred: self._loss(
+                    f, y, h, *crd, centred=c))
                 base = base_step_time_s(f, cost, ratio)
-                stage = LogLinearStage(self.alpha).fit(time_design(f, base, design), y - np.log(base), g)
+                stage = LogLinearStage(self.alpha).fit(time_design(f, base, design), y - np.log(base), g,
+                                                       self._row_weights(key, f))
             self.stages_[key] = {"host_cost_s": float(cost), "internal_ratio": float(ratio), "design": design,
                                  "stage": stage}
         return self
 
     def _loss(self, f: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None, cost: float, ratio: float,
-              design: str) -> float:
-        """Mean absolute held-out (leave-one-family-out) log residual of one host cost, ratio and design."""
+              design: str, centred: bool = False) -> float:
+        """Mean absolute held-out log residual of one host cost, ratio and design (:meth:`_choice_groups`)."""
         base = base_step_time_s(f, cost, ratio)
         z = sized_design(time_design(f, base, design))
-        return float(np.mean(np.abs(held_out_residuals(z, y - np.log(base), groups, self.alpha))))
+        r = held_out_residuals(z, y - np.log(base), groups, self.alpha)
+        return float(np.mean(np.abs(centred_by_group(r, groups) if centred else r)))
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Step time quantiles, s, shape ``(n, 3)``; without a stage, at least as wide as the op-sum interval.
@@ -387,15 +438,17 @@ class StepEnergyModel(_StageSet):
                 design = kind.get("design", "physical")
                 stage = kind["stage"].shifted(energy_design(f, base, design), y)
             else:
-                design = min(ENERGY_DESIGNS, key=lambda dz, f=f, base=base, y=y, g=g: self._loss(
-                    energy_design(f, base, dz), y, g))
-                stage = LogLinearStage(self.alpha).fit(energy_design(f, base, design), y, g)
+                held, centred = self._choice_groups(key, f, g)
+                design = min(ENERGY_DESIGNS, key=lambda dz, f=f, base=base, y=y, h=held, c=centred: self._loss(
+                    energy_design(f, base, dz), y, h, c))
+                stage = LogLinearStage(self.alpha).fit(energy_design(f, base, design), y, g, self._row_weights(key, f))
             self.stages_[key] = {"design": design, "stage": stage}
         return self
 
-    def _loss(self, z: np.ndarray, y: np.ndarray, groups: np.ndarray | None) -> float:
-        """Mean absolute held-out (leave-one-family-out) log residual of one design."""
-        return float(np.mean(np.abs(held_out_residuals(sized_design(z), y, groups, self.alpha))))
+    def _loss(self, z: np.ndarray, y: np.ndarray, groups: np.ndarray | None, centred: bool = False) -> float:
+        """Mean absolute held-out log residual of one design (:meth:`_choice_groups`)."""
+        r = held_out_residuals(sized_design(z), y, groups, self.alpha)
+        return float(np.mean(np.abs(centred_by_group(r, groups) if centred else r)))
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Step energy quantiles, J, shape ``(n, 3)``.

@@ -191,3 +191,41 @@ def test_the_energy_fit_keeps_category_shares_only_when_they_help_held_out_famil
     for stage in legacy.stages_.values():
         stage.pop("design")
     assert np.allclose(legacy.predict(plain), physical.predict(plain))
+
+
+def test_a_kind_stage_is_chosen_by_held_out_devices_a_device_stage_by_held_out_families():
+    rng = np.random.default_rng(5)
+    a = _shared_frame(72, rng).assign(hardware="cpu-a")
+    b = _shared_frame(36, rng).assign(hardware="cpu-b")
+    frame = pd.concat([a, b], ignore_index=True)
+    families = frame.pop("family").to_numpy()
+    # the op model is 2x slow on matmul time on cpu-a only: a share correction that does not carry to cpu-b
+    time_s = (frame["ops_s"] * np.where(frame["hardware"] == "cpu-a", 1 + frame["share_matmul"], 1.0)).to_numpy()
+    model = StepTimeModel().fit(frame, time_s, families)
+    assert model.stages_["cpu-a"]["design"] == "full"  # within cpu-a the shares help held-out families
+
+    def losses(groups, centred):
+        kind = model.stages_["kind:cpu"]
+        return {d: model._loss(frame, np.log(time_s), groups, kind["host_cost_s"], kind["internal_ratio"], d,
+                               centred=centred) for d in ("full", "no_shares", "level")}
+
+    by_device, by_family = losses(frame["hardware"].to_numpy(), True), losses(families, False)
+    chosen = model.stages_["kind:cpu"]["design"]
+    assert min(by_family, key=by_family.get) == "full"  # what a choice by families would keep
+    assert chosen != "full" and by_device[chosen] == min(by_device.values())
+
+
+def test_a_kind_stage_counts_each_device_once_not_each_step():
+    from flopcast.predictor.step_model import device_balanced_weights
+
+    w = device_balanced_weights(np.array(["a"] * 6 + ["b"] * 2))
+    assert w.sum() == pytest.approx(8) and w[0] * 6 == pytest.approx(w[-1] * 2)
+    rng = np.random.default_rng(7)
+    many, few = _frame("cpu-many", 60, rng), _frame("cpu-few", 12, rng)
+    # the op sums are 1.5x short on the device that measured five times more steps, right on the other
+    time_s = np.concatenate([1.5 * many["ops_s"].to_numpy(), few["ops_s"].to_numpy()])
+    model = StepTimeModel().fit(pd.concat([many, few], ignore_index=True), time_s,
+                                np.array([f"fam{i % 6}" for i in range(72)]))
+    unseen = _frame("cpu-new", 6, rng).assign(n_calls=0)
+    ratio = np.median(model.predict(unseen)[:, 1] / unseen["ops_s"].to_numpy())
+    assert ratio == pytest.approx(np.sqrt(1.5), rel=0.05)  # halfway in log between the two, not 1.5^(5/6)
