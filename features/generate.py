@@ -3,10 +3,12 @@
 A request (``GenerateOptions``: batch B, prompt P, N new tokens, greedy) runs the prefill forward over the
 prompt and N - 1 decode forwards of one token each, the KV cache growing from P to P + N - 1 tokens. Each
 step traced here is what ``generate()`` runs for it: the model's forward with the cache (its ``cache`` or
-``past_key_values`` argument, ``logits_to_keep=1`` where the forward takes it, as ``generate()`` passes it)
-and the greedy token choice of transformers' ``_sample`` loop (last logits to fp32, the min-new-tokens EOS
-mask, argmax, the ids and attention-mask concatenations, the stopping checks). Before a decode step at
-cache length t, an untraced forward over t tokens fills the cache, so the cache has exactly the layers,
+``past_key_values`` argument, ``logits_to_keep=1`` where the forward takes it, as ``generate()`` passes it;
+for a transformers 5 model through its own ``prepare_inputs_for_generation`` and
+``_update_model_kwargs_for_generation``, so a static cache's 4-D mask and the position ids are built as
+``generate()`` builds them) and the greedy token choice of transformers' ``_sample`` loop (last logits to
+fp32, the two EOS masks of ``min_new_tokens``, argmax, the ids concatenation, the stopping checks). Before a
+decode step at cache length t, an untraced forward over t tokens fills the cache, so the cache has exactly the layers,
 shapes and dtypes the model gives it (grouped-query attention: its KV heads; sliding windows; a static
 cache allocated for P + N - 1 tokens); the cache tensors count as the step's inputs in its memory.
 
@@ -21,7 +23,6 @@ from __future__ import annotations
 
 import inspect
 import itertools
-import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -140,9 +141,9 @@ class KVForward:
     def __init__(self, model: torch.nn.Module, target: str) -> None:
         self.model = model
         self.cache_arg = cache_argument(model, target)
-        params = inspect.signature(model.forward).parameters
-        self.use_cache = "use_cache" in params
-        self.logits_to_keep = "logits_to_keep" in params
+        self.params = inspect.signature(model.forward).parameters
+        self.use_cache = "use_cache" in self.params
+        self.logits_to_keep = "logits_to_keep" in self.params
 
     def new_cache(self, options: GenerateOptions) -> Any:
         """The empty cache ``generate()`` starts with (``None`` for a model that makes its own)."""
@@ -164,7 +165,42 @@ class KVForward:
             kwargs["use_cache"] = True
         if self.logits_to_keep:
             kwargs["logits_to_keep"] = 1
-        out = self.model(ids, **kwargs)
+        return self._unpacked(self.model(ids, **kwargs), cache)
+
+    def generate_step(self, ids: torch.Tensor, cache: Any, positions: torch.Tensor, prefill: bool
+                      ) -> tuple[torch.Tensor, Any]:
+        """``(logits, cache)`` of the forward of one ``generate()`` step over the sequences ``ids`` so far.
+
+        A transformers 5 model runs its own loop code: ``prepare_inputs_for_generation`` (the new token's ids and
+        position ids cloned; for a static cache the 4-D causal mask over its whole allocation, built before the
+        forward), the forward, then ``_update_model_kwargs_for_generation`` (the position ids grown by one). An
+        unpadded batch carries position ids instead of an all-ones attention mask, which ``generate()`` drops.
+        Any other model: its forward over the new tokens (a decode step: the last id, cloned).
+
+        Args:
+            ids: the token ids so far, ``[B, t]`` (the prompt, or the prompt and the tokens made).
+            cache: the KV cache before the step.
+            positions: the position ids of ``ids``, ``[B, t]``.
+            prefill: whether this is the prefill (the whole prompt) or a decode step (the last token).
+        """
+        prepare = getattr(self.model, "prepare_inputs_for_generation", None)
+        update = getattr(self.model, "_update_model_kwargs_for_generation", None)
+        if prepare is None or update is None or "next_sequence_length" not in inspect.signature(prepare).parameters:
+            return self(ids if prefill else ids[:, -1:].clone(), cache)
+        kwargs: dict[str, Any] = {self.cache_arg: cache}
+        if self.use_cache:
+            kwargs["use_cache"] = True
+        if "position_ids" in self.params:
+            kwargs["position_ids"] = positions
+        if self.logits_to_keep:
+            kwargs["logits_to_keep"] = 1
+        inputs = prepare(ids, next_sequence_length=None if prefill else 1, is_first_iteration=prefill, **kwargs)
+        out = self.model(**inputs, return_dict=True)
+        update(out, kwargs)
+        return self._unpacked(out, cache)
+
+    def _unpacked(self, out: Any, cache: Any) -> tuple[torch.Tensor, Any]:
+        """``(logits, cache)`` of a forward's output (a tuple or a model output)."""
         if isinstance(out, (tuple, list)):
             return out[0], out[1] if len(out) > 1 else cache
         logits = getattr(out, "logits", None)
@@ -175,25 +211,35 @@ class KVForward:
         return logits, new_cache
 
 
-def greedy_token(logits: torch.Tensor, ids: torch.Tensor, mask: torch.Tensor, unfinished: torch.Tensor,
-                 eos: torch.Tensor, max_length: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The greedy token choice of transformers' ``_sample`` loop for one step, on the step's logits.
+def greedy_token(logits: torch.Tensor, ids: torch.Tensor, unfinished: torch.Tensor, eos: torch.Tensor,
+                 options: GenerateOptions) -> tuple[torch.Tensor, torch.Tensor]:
+    """The greedy token choice of transformers' ``_sample`` loop for one step of a request of exactly N tokens.
 
-    Last position's logits copied to fp32, the ``min_new_tokens`` EOS mask, argmax, finished rows padded,
-    the token appended to the ids and a one to the attention mask, then the max-length and EOS stopping checks.
+    The last position's logits copied to fp32; the logits processors ``generate(min_new_tokens=N)`` builds (it
+    sets ``min_length = P + N`` as well, so both ``MinLengthLogitsProcessor`` and
+    ``MinNewTokensLengthLogitsProcessor`` mask the EOS token while the request is short: each an ``isin`` over
+    the vocabulary and a ``where``); argmax; finished rows padded; the token appended to the ids; then the
+    max-length and EOS stopping criteria. transformers' own processor and criteria classes run.
 
     Returns:
-        The ids, attention mask and unfinished flags after the step.
+        The ids and unfinished flags after the step.
     """
+    from transformers.generation import (
+        EosTokenCriteria,
+        MaxLengthCriteria,
+        MinLengthLogitsProcessor,
+        MinNewTokensLengthLogitsProcessor,
+    )
+
     scores = logits[:, -1].to(copy=True, dtype=torch.float32)
-    vocab = torch.arange(scores.shape[-1], device=scores.device)
-    scores = torch.where(torch.isin(vocab, eos), -math.inf, scores)
+    for processor in (MinLengthLogitsProcessor(options.total_len, eos),
+                      MinNewTokensLengthLogitsProcessor(options.prompt_len, options.new_tokens, eos)):
+        scores = processor(ids, scores)
     tokens = torch.argmax(scores, dim=-1)
     tokens = tokens * unfinished + 0 * (1 - unfinished)
     ids = torch.cat([ids, tokens[:, None]], dim=-1)
-    mask = torch.cat([mask, mask.new_ones((mask.shape[0], 1))], dim=-1)
-    done = torch.full((ids.shape[0],), ids.shape[-1] >= max_length, dtype=torch.bool) | torch.isin(ids[:, -1], eos)
-    return ids, mask, unfinished & ~done
+    done = MaxLengthCriteria(options.total_len)(ids, ()) | EosTokenCriteria(eos)(ids, ())
+    return ids, unfinished & ~done
 
 
 def generation_parts(options: GenerateOptions, cache_len: int | None, report: CacheReport
@@ -224,14 +270,13 @@ def generation_parts(options: GenerateOptions, cache_len: int | None, report: Ca
                     filled = prompt.new_zeros((batch, cache_len))
                     _, cache = forward(filled, cache)
                     ids = prompt.new_zeros((batch, cache_len + 1))
-                mask = prompt.new_ones(ids.shape)
+                positions = prompt.new_zeros(ids.shape)
                 unfinished = prompt.new_ones((batch,))
                 eos = prompt.new_zeros((1,))
-                events.new_inputs([ids, mask, unfinished, eos, *cache_tensors(cache)])
+                events.new_inputs([ids, positions, unfinished, eos, *cache_tensors(cache)])
                 events.phase(Phase.FORWARD)
-                step_ids = ids if cache_len is None else ids[:, -1:].clone()
-                logits, cache = forward(step_ids, cache)
-                greedy_token(logits, ids, mask, unfinished, eos, options.total_len)
+                logits, cache = forward.generate_step(ids, cache, positions, prefill=cache_len is None)
+                greedy_token(logits, ids, unfinished, eos, options)
             kv = cache_tensors(cache)
             report.bytes, report.layers = _storage_bytes(kv), len(kv) // 2
             report.tokens = ids.shape[1] if options.cache == "dynamic" else options.final_cache_len

@@ -21,6 +21,7 @@ from torch._subclasses.fake_tensor import (
     DataDependentOutputException,
     DynamicOutputShapeException,
     FakeTensorMode,
+    unset_fake_temporarily,
 )
 from torch.overrides import TorchFunctionMode
 from torch.utils._python_dispatch import TorchDispatchMode
@@ -100,6 +101,24 @@ def _decompose(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
 # adds its bias in place to the fresh matmul result. The recorder runs what a real tensor runs, so
 # that no result-sized temporary appears that a real step never allocates.
 _REAL_INPLACE = {(aten.linear.default, aten.add.Tensor): aten.add_.Tensor}
+
+
+# Views whose fake kernel (torch._refs' reshape helper) gives other strides than ATen's ``computeStride`` on
+# size-1 dims: [1, 1, 12, 64] with strides (768, 64, 64, 1) viewed as [1, 1, 768] is (768, 64, 1) fake but
+# (768, 768, 1) real. matmul's fold test reads those strides, so a decode step's ``o_proj`` would record a
+# ``bmm`` (plus its expands) where the real step runs an ``mm``.
+_VIEWS = {aten.view.default, aten._unsafe_view.default}
+
+
+def aten_view(func: Any, args: tuple[Any, ...], kwargs: dict[str, Any], out: torch.Tensor) -> torch.Tensor:
+    """``out`` (a fake view by ``func``) restrided as ATen's own view kernel strides it (run on a meta tensor)."""
+    src = args[0]
+    with unset_fake_temporarily():
+        meta = torch.empty_strided(src.shape, src.stride(), dtype=src.dtype, device="meta")
+        stride = func(meta, *args[1:], **kwargs).stride()
+    if stride == out.stride():
+        return out
+    return out.as_strided(out.shape, stride, out.storage_offset())
 
 
 def footprint_bytes(t: torch.Tensor) -> int:
@@ -218,6 +237,8 @@ class OpRecorder(TorchDispatchMode):
             out = NotImplemented if fake is None else fake(*args, **kwargs)
             if out is NotImplemented:
                 out = func(*args, **kwargs)
+            if func in _VIEWS:
+                out = aten_view(func, args, kwargs, out)
         except _DATA_DEPENDENT as e:
             raise DataDependentError(
                 f"{self.where} calls {op_name(func)}, whose output shape depends on tensor values "

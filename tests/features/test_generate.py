@@ -195,3 +195,49 @@ def test_unsupported_ops_of_every_traced_step_are_reported():
     trace = GenerationTrace(GenerateOptions(P, N), None, step({"aten.foo": 1}),
                             {P: step({"aten.foo": 2, "aten.bar": 1}), P + 7: step({})})
     assert trace.unsupported_ops() == {"aten.foo": 3, "aten.bar": 1}
+
+
+WORK_OPS = ("aten.mm", "aten.addmm", "aten.bmm", "aten.cat", "aten.index_copy_", "aten.isin", "aten.where",
+            "aten.argmax", "aten._scaled_dot_product_flash_attention_for_cpu")
+"""Kernels that do work in a decode step, counted in the real ``generate()`` and in the traced step."""
+
+
+class _OpCounter(torch.utils._python_dispatch.TorchDispatchMode):
+    def __init__(self):
+        super().__init__()
+        self.counts: dict[str, int] = {}
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = f"aten.{func.overloadpacket.__name__}" if func.namespace == "aten" else str(func)
+        self.counts[name] = self.counts.get(name, 0) + 1
+        return func(*args, **(kwargs or {}))
+
+
+def _real_generate_ops(model: torch.nn.Module, cache: str, new_tokens: int) -> dict[str, int]:
+    ids = torch.ones((B, P), dtype=torch.long)
+    kwargs = {"attention_mask": torch.ones_like(ids), "do_sample": False, "max_new_tokens": new_tokens,
+              "min_new_tokens": new_tokens, "pad_token_id": 0, **({"cache_implementation": "static"}
+                                                                   if cache == "static" else {})}
+    with _OpCounter() as counter:
+        model.generate(ids, **kwargs)
+    return counter.counts
+
+
+@pytest.mark.parametrize("cache", ["dynamic", "static"])
+@pytest.mark.parametrize(("name", "sets"), [("gpt2", GPT2), ("llama", LLAMA)])
+def test_a_traced_decode_step_runs_the_kernels_of_a_real_generate_step(name, sets, cache):
+    # one decode step of the real generate(): a request of 3 new tokens less one of 2 (the prefill, the first
+    # token's choice and the first decode step cancel); the dynamic cache concatenates each layer's keys and
+    # values (cat), the static one writes them in place (index_copy_); two EOS masks (isin + where over the
+    # vocabulary) as min_new_tokens sets min_length too, and the EOS stopping check (isin)
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_config(AutoConfig.for_model(name, **sets)).eval()
+    three, two = _real_generate_ops(model, cache, 3), _real_generate_ops(model, cache, 2)
+    real = {op: three.get(op, 0) - two.get(op, 0) for op in WORK_OPS}
+    trace = analyze_generation(_config(name, sets, GenerateOptions(P, N, cache=cache, max_traced=2)))
+    traced = {op: sum(o.op == op for o in trace.at(P + 1).analysis.ops) for op in WORK_OPS}
+    assert traced == real
+    layers = sets.get("n_layer", sets.get("num_hidden_layers"))
+    assert traced["aten.index_copy_" if cache == "static" else "aten.cat"] >= 2 * layers
+    assert traced["aten.isin"] == 3

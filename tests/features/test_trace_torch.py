@@ -114,6 +114,26 @@ def test_views_move_no_bytes_and_broadcast_reads_once():
     assert footprint_bytes(torch.empty(32).expand(64, 32)) == 32 * 4
 
 
+@pytest.mark.parametrize("inference", [False, True])
+def test_a_view_over_size_one_dims_has_the_real_strides_so_linear_records_the_real_mm(inference):
+    # a decode step's attention output: [B=1, H, S=1, D] -> transpose -> [1, 1, H * D] -> o_proj; the real
+    # view strides it (768, 768, 1) and matmul folds it into one mm; fake strides (768, 64, 1) took bmm
+    def build():
+        heads, w = torch.empty(1, 12, 1, 64), torch.empty(768, 768)
+
+        def step():
+            with torch.inference_mode(inference):
+                x = heads.transpose(1, 2).contiguous().reshape(1, 1, 768)
+                return torch.nn.functional.linear(x, w)
+
+        return step
+
+    ops = [o.op for o in trace_ops(build)]
+    assert "aten.mm" in ops and "aten.bmm" not in ops and "aten.expand" not in ops
+    real = torch.empty(1, 12, 1, 64).transpose(1, 2).contiguous().reshape(1, 1, 768)
+    assert real.stride() == (768, 768, 1)
+
+
 def test_tied_weights_counted_once():
     build, specs = MODELS["gpt2"]
     a = analyze(build, specs, batch_size=2, device="cpu")
