@@ -160,7 +160,7 @@ def analyze_generation(config: AnalyzeConfig) -> GenerationTrace:
     loaded, config = _loaded(replace(config, seq_len=config.generate.prompt_len))
     if loaded.kind == "onnx" or (loaded.kind == "file" and config.framework not in ("auto", "torch")):
         raise TargetError(f"--mode generate traces a PyTorch causal LM; {config.target} is not one")
-    return trace_generation(config, lambda c, parts: trace_target(loaded, c, parts))
+    return trace_generation(config, lambda c, parts: trace_target(loaded, c, parts), loaded.n_layers)
 
 
 def _detect(loaded) -> str:

@@ -88,17 +88,24 @@ class CacheReport:
         tokens: tokens per sequence the cache holds after the step.
         layers: cache layers (tensor pairs) counted.
         batch_size: sequences in the batch.
+        model_layers: the model's stack depth (0: unknown). A deep stack is composed from traces of a few layers
+            (:func:`flopcast.features.api.trace_target`), whose cache holds only those layers': its bytes are
+            scaled to the whole stack.
     """
 
     bytes: int = 0
     tokens: int = 0
     layers: int = 0
     batch_size: int = 1
+    model_layers: int = 0
 
     @property
     def bytes_per_token(self) -> float:
-        """Cache bytes per token of one sequence, B (0 when the cache is empty)."""
-        return self.bytes / (self.tokens * self.batch_size) if self.tokens and self.batch_size else 0.0
+        """Cache bytes per token of one sequence, all layers of the model, B (0 when the cache is empty)."""
+        if not (self.tokens and self.batch_size):
+            return 0.0
+        scale = self.model_layers / self.layers if self.layers and self.model_layers > self.layers else 1.0
+        return self.bytes * scale / (self.tokens * self.batch_size)
 
 
 def cache_tensors(cache: Any) -> list[torch.Tensor]:
@@ -479,14 +486,15 @@ def step_config(config: AnalyzeConfig) -> AnalyzeConfig:
     return replace(config, mode="infer", inputs=(ids,), dims={**config.dims}, seq_len=options.prompt_len)
 
 
-def trace_generation(config: AnalyzeConfig, trace: Callable[[AnalyzeConfig, Callable[..., StepParts]], Analysis]
-                     ) -> GenerationTrace:
+def trace_generation(config: AnalyzeConfig, trace: Callable[[AnalyzeConfig, Callable[..., StepParts]], Analysis],
+                     model_layers: int = 0) -> GenerationTrace:
     """Trace the prefill of ``config``'s request; its decode steps are traced on demand (:meth:`GenerationTrace.at`).
 
     Args:
         config: the analysis config with ``generate`` set (and the prompt as the first input, ``int64[B,...]``).
         trace: traces one step of the target with a step factory (the layer-stack composition of
             :func:`flopcast.features.api.trace_target`).
+        model_layers: the model's stack depth (0: unknown), for the KV cache of a stack composed from a few layers.
 
     Raises:
         GenerateError: no ``generate`` options, a model without a KV-cache forward, a prompt too long.
@@ -495,7 +503,7 @@ def trace_generation(config: AnalyzeConfig, trace: Callable[[AnalyzeConfig, Call
     steps = step_config(config)
 
     def traced(cache_len: int | None) -> GenerationStep:
-        report = CacheReport()
+        report = CacheReport(model_layers=model_layers)
         analysis = trace(steps, generation_parts(options, cache_len, report))
         return GenerationStep(cache_len, analysis, report)
 

@@ -79,6 +79,15 @@ def test_kv_cache_bytes_are_two_x_layers_x_kv_heads_x_head_dim_x_bytes_x_tokens(
     assert trace.at(P).cache.bytes == per_token * (P + 1) * B  # after the first decode step
 
 
+def test_a_deep_stack_composed_from_a_few_traced_layers_reports_the_kv_cache_of_all_its_layers():
+    deep = {**LLAMA, "num_hidden_layers": 20}  # >= MIN_LAYERS: traced as 3-, 4- and 5-layer probes, composed
+    trace = analyze_generation(_config("llama", deep, GenerateOptions(P, 3, max_traced=2)))
+    assert trace.last.cache.layers < 20  # the cache the probe held
+    per_token = 2 * 20 * LLAMA["num_key_value_heads"] * 8 * 4  # keys and values of 20 layers, fp32
+    assert trace.kv_bytes_per_token() == per_token
+    assert trace.kv_bytes_final() == per_token * (P + 3 - 1) * B
+
+
 def test_interpolated_decode_equals_tracing_every_step(gpt2):
     s = gpt2.summary()
     every = [gpt2.at(t).analysis for t in range(P, P + N - 1)]  # all 8 decode steps traced
