@@ -188,7 +188,10 @@ def medians(table: pd.DataFrame) -> str:
     parts = [f"{name} {statistics.median(table[f'{what}_err']):.1%}" for what, name in
              (("j_per_tok", "J per output token"), ("tok_per_s", "output tokens/s"), ("tpot_ms", "time per "
               "output token (vs median ITL)"))]
-    return f"median |error| over {len(table)} rows: " + ", ".join(parts)
+    ratios = [f"{name} {statistics.median(table[f'pred_{what}'] / table[f'meas_{what}']):.3g}x" for what, name in
+              (("j_per_tok", "J per token"), ("tok_per_s", "tokens/s"), ("tpot_ms", "time per token"))]
+    return (f"median |error| over {len(table)} rows: " + ", ".join(parts) + "; median predicted / measured: "
+            + ", ".join(ratios) + " (an error of tokens/s below the measure cannot pass 100 %)")
 
 
 def notes(src: Source, prompt_len: int, table: pd.DataFrame) -> str:
