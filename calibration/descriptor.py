@@ -137,7 +137,8 @@ def peak_key(dtype: str, category: str, precision: str, kind: str, has_tf32: boo
     Args:
         dtype: torch dtype name of the op (``float32``) or ``tf32``.
         category: op category (``matmul``, ``conv``, ...).
-        precision: step precision (``fp32``, ``fp32-strict``, ``tf32``, ``bf16``, ``fp16``).
+        precision: step precision (``fp32``, ``fp32-strict``, ``tf32``, ``bf16``, ``fp16``, ``bf16-pure``,
+            ``fp16-pure``).
         kind: ``gpu`` or ``cpu``.
         has_tf32: whether the device has a TF32 peak.
     """
@@ -146,6 +147,6 @@ def peak_key(dtype: str, category: str, precision: str, kind: str, has_tf32: boo
         return "fp32"
     if key != "fp32" or kind != "gpu" or not has_tf32 or category not in TF32_CATEGORIES:
         return key
-    if precision == "tf32" or (category == "conv" and precision in ("fp32", "bf16", "fp16")):
+    if precision == "tf32" or (category == "conv" and precision in ("fp32", "bf16", "fp16", "bf16-pure", "fp16-pure")):
         return "tf32"
     return key

@@ -9,7 +9,12 @@ from flopcast.features.rules import DEFAULT_RULES, CountingRules
 from flopcast.features.step_options import StepOptions
 
 MODES = ("train", "infer", "generate")
-PRECISIONS = ("fp32", "fp32-strict", "tf32", "bf16", "fp16")
+PRECISIONS = ("fp32", "fp32-strict", "tf32", "bf16", "fp16", "bf16-pure", "fp16-pure")
+"""``bf16`` / ``fp16``: autocast over fp32 weights (mixed-precision training, AMP); ``bf16-pure`` / ``fp16-pure``:
+the weights themselves in that dtype, no autocast (a model loaded with ``torch_dtype=torch.bfloat16``, as LLM
+inference and serving run it); ``tf32`` / ``fp32-strict``: fp32 with TF32 matmuls and convolutions on / off."""
+PURE_DTYPES = {"bf16-pure": "bfloat16", "fp16-pure": "float16"}
+"""The torch dtype (name) of a pure low-precision step's weights and floating inputs."""
 DEVICES = ("cuda", "cpu")
 OPTIMIZERS = ("adamw", "adam", "sgd", "none")
 FRAMEWORKS = ("auto", "torch", "numpy", "tf", "onnx")

@@ -10,7 +10,7 @@ import torch
 
 from flopcast.features.analysis import Analysis, MemoryEstimate, StepSummary, Target
 from flopcast.features.checkpointing import Recomputation
-from flopcast.features.config import AnalyzeConfig
+from flopcast.features.config import PURE_DTYPES, AnalyzeConfig
 from flopcast.features.cuda_rnn import flatten_rnn_weights
 from flopcast.features.errors import AnalysisError, ModelRaisedError, TooLargeError, first_line
 from flopcast.features.hf_compat import real_run_behaviour
@@ -42,6 +42,32 @@ def _build_on_meta(build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
         raise
     except Exception as e:
         raise ModelRaisedError(f"building the model raised {type(e).__name__}: {e}") from e
+
+
+def in_pure_precision(model: torch.nn.Module, inputs: list[torch.Tensor], precision: str
+                      ) -> tuple[torch.nn.Module, list[torch.Tensor]]:
+    """The model and its floating inputs in a pure low-precision step's dtype (``bf16-pure``), else unchanged.
+
+    As ``model.to(torch.bfloat16)`` (or ``from_pretrained(..., torch_dtype=torch.bfloat16)``) does: every floating
+    parameter and buffer in that dtype, and a floating input cast as a data loader would hand it over.
+    """
+    if precision not in PURE_DTYPES:
+        return model, inputs
+    dtype = getattr(torch, PURE_DTYPES[precision])
+    cast: dict[int, torch.Tensor] = {}  # tied tensors (an embedding and its LM head) stay one tensor
+
+    def converted(t: torch.Tensor) -> torch.Tensor:
+        if id(t) not in cast:
+            y = t.detach().to(dtype)
+            cast[id(t)] = torch.nn.Parameter(y, t.requires_grad) if isinstance(t, torch.nn.Parameter) else y
+        return cast[id(t)]
+
+    for module in model.modules():  # fake tensors refuse ``module.to``'s in-place swap: rebind them instead
+        for table in (module._parameters, module._buffers):
+            for name, t in table.items():
+                if t is not None and t.is_floating_point():
+                    table[name] = converted(t)
+    return model, [x.to(dtype) if x.is_floating_point() else x for x in inputs]
 
 
 def to_fake(model: torch.nn.Module) -> torch.nn.Module:
@@ -167,6 +193,7 @@ def trace_model(build: Callable[[], torch.nn.Module], specs: Sequence[InputSpec]
         if config.device == "cuda":
             flatten_rnn_weights(model)  # as moving an RNN module to CUDA does (flatten_parameters)
         inputs = [s.materialize(bindings, "cpu") for s in specs]
+        model, inputs = in_pure_precision(model, inputs, config.precision)
         routing = Routing(config.rules.expert_load)
         routing.apply(model)
         parts = make_parts(model, inputs, config)

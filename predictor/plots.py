@@ -43,7 +43,8 @@ class OpsOnDevice:
     bandwidth_bytes_per_s: float
 
 
-PRECISION_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "tf32": "tf32"}
+PRECISION_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "tf32": "tf32", "bf16-pure": "bfloat16",
+                    "fp16-pure": "float16"}
 
 
 def ops_on_device(model: Any, analysis: Any, d: Any, precision: str) -> OpsOnDevice:
