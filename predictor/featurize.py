@@ -326,9 +326,10 @@ def in_vocabulary_op(ops: pd.Series, vocab: list[str], category: pd.Series | Non
     The op model has never seen such a name; rather than leave it missing (an arbitrary tree branch), it
     takes, in order: its out-of-place form when that is in ``vocab`` (an in-place op runs the same kernel,
     writing into its input: ``aten.add_`` -> ``aten.add``); else a kernel of the same memory pattern
-    (:data:`KERNEL_STAND_INS`), when trained; else the representative kernel of its category
-    (:data:`CATEGORY_KERNELS`), when trained. An element-wise op with one input has no stand-in: unary
-    kernels differ too much per element (a copy-like ``neg`` against a transcendental ``erf``), so it stays
+    and per-element cost (:data:`KERNEL_STAND_INS`), when trained; else the representative kernel of its category
+    (:data:`CATEGORY_KERNELS`), when trained. An element-wise op with one input has no category stand-in: unary
+    kernels differ too much per element (a copy-like ``neg`` against a transcendental ``erf``), so one not listed
+    in :data:`KERNEL_STAND_INS` stays
     missing, as do names in no listed category. Names in ``vocab`` (``aten.copy_``, ``aten._foreach_add_``)
     stay as they are.
 
@@ -352,11 +353,24 @@ def in_vocabulary_op(ops: pd.Series, vocab: list[str], category: pd.Series | Non
     return out.where(~use, rep)
 
 
-KERNEL_STAND_INS = {"aten.native_dropout": "aten.mul", "aten.native_dropout_backward": "aten.mul"}
-"""Kernels of one input that stream like a trained one: CUDA's fused dropout reads its input once and writes
-the scaled output and a byte mask in one pass (its random draws are counter-based, a few integer operations per
-element, hidden under the memory traffic), as a scaling ``mul`` streams its operands; its backward is ``g * mask
-* scale``. Their bytes and FLOPs stay their own (the roofline); the stand-in lends only the learned kernel name."""
+_TRANSCENDENTAL = ("sin", "cos", "tan", "asin", "acos", "atan", "sinh", "cosh", "asinh", "acosh", "atanh", "sqrt",
+                   "rsqrt", "reciprocal", "log", "log1p", "log2", "log10", "exp2", "expm1", "erf", "erfc", "erfinv")
+_COPY_LIKE = ("neg", "abs", "sign", "rsub", "clamp", "clamp_min", "clamp_max", "floor", "ceil", "round", "trunc",
+              "frac", "bitwise_not", "logical_not", "hardtanh", "leaky_relu", "threshold")
+KERNEL_STAND_INS = {
+    "aten.native_dropout": "aten.mul", "aten.native_dropout_backward": "aten.mul",
+    **{f"aten.{name}": "aten.tanh" for name in _TRANSCENDENTAL},
+    **{f"aten.{name}": "aten.relu" for name in _COPY_LIKE},
+}
+"""Element-wise kernels that stream like a trained one of the same per-element cost: CUDA's fused dropout reads
+its input once and writes the scaled output and a byte mask in one pass (its random draws are counter-based, a few
+integer operations per element, hidden under the memory traffic), as a scaling ``mul`` streams its operands; its
+backward is ``g * mask * scale``. A unary transcendental function (``rsqrt`` of an RMS norm, ``sin`` / ``cos`` of
+rotary embeddings, ``erf``) is a polynomial or special-function evaluation per element, as ``tanh`` is; a unary
+copy-like op (``neg``, ``abs``, ``clamp``, a scalar ``rsub``) a compare or sign flip per element, as ``relu`` is.
+Left missing, such a name took an arbitrary tree branch (a 4-element ``rsqrt`` priced at 55 us on the H200, whose
+tiny ops take 11 us). Their bytes and FLOPs stay their own (the roofline); the stand-in lends only the learned
+kernel name."""
 
 CATEGORY_KERNELS = {
     "elementwise": "aten.mul", "data-movement": "aten.copy_", "reduction": "aten.sum", "softmax": "aten._softmax",

@@ -121,13 +121,16 @@ def test_an_unseen_op_name_takes_its_categorys_trained_kernel():
 
     from flopcast.predictor.featurize import in_vocabulary_op
 
-    vocab = ["aten.mul", "aten.relu", "aten.copy_", "aten.sum"]
-    ops = pd.Series(["aten.sigmoid_backward", "aten.neg", "aten._to_copy", "aten.max_pool2d_with_indices",
-                     "aten.mystery", "aten._softmax"])
-    category = pd.Series(["elementwise", "elementwise", "data-movement", "reduction", "other", "softmax"])
-    mapped = in_vocabulary_op(ops, vocab, category, pd.Series([2, 1, 1, 1, 1, 1]))
-    # binary -> mul, casts -> copy, pooling -> sum; unary element-wise or no stand-in: unchanged (missing)
-    assert mapped.tolist() == ["aten.mul", "aten.neg", "aten.copy_", "aten.sum", "aten.mystery", "aten._softmax"]
+    vocab = ["aten.mul", "aten.relu", "aten.tanh", "aten.copy_", "aten.sum"]
+    ops = pd.Series(["aten.sigmoid_backward", "aten.digamma", "aten._to_copy", "aten.max_pool2d_with_indices",
+                     "aten.mystery", "aten._softmax", "aten.neg", "aten.rsqrt", "aten.cos"])
+    category = pd.Series(["elementwise", "elementwise", "data-movement", "reduction", "other", "softmax"]
+                         + ["elementwise"] * 3)
+    mapped = in_vocabulary_op(ops, vocab, category, pd.Series([2, 1, 1, 1, 1, 1, 1, 1, 1]))
+    # binary -> mul, casts -> copy, pooling -> sum; a listed unary op -> the trained kernel of its per-element
+    # cost (copy-like -> relu, transcendental -> tanh); another unary element-wise op or no stand-in: missing
+    assert mapped.tolist() == ["aten.mul", "aten.digamma", "aten.copy_", "aten.sum", "aten.mystery", "aten._softmax",
+                               "aten.relu", "aten.tanh", "aten.tanh"]
 
 
 def test_each_gpu_gets_its_own_level_and_the_trees_learn_what_gpus_share(gpu):
