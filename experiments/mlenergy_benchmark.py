@@ -15,7 +15,7 @@ continuous batching (requests join and leave a running batch capped at ``max_num
 into decode steps, CUDA graphs, paged attention, bf16 weights) and reports steady-state GPU energy per output
 token (Zeus), output tokens/s and the client's median inter-token latency. flopcast prices one static batch of
 B = round(``avg_batch_size``) requests of P prompt tokens and N = round(``avg_output_len``) new tokens with
-transformers' own ``generate()`` (greedy, dynamic KV cache, ``--precision bf16``: autocast over fp32 weights).
+transformers' own ``generate()`` (greedy, dynamic KV cache, ``--precision bf16-pure``: bf16 weights, as vLLM holds).
 The leaderboard publishes no prompt length: LM Arena chat prompts (all earlier turns of a conversation
 concatenated) are short, and P is an assumption (``--prompt-len``, 256 by default), stated in the output.
 """
@@ -155,7 +155,7 @@ def request_shape(row: pd.Series, prompt_len: int) -> tuple[int, int, int]:
 
 
 def predicted(model_id: str, shape: tuple[int, int, int], cost_model: Any) -> dict[str, Any]:
-    """``flopcast predict --mode generate --hardware h100-sxm --precision bf16 --json``'s record of one request."""
+    """``flopcast predict --mode generate --hardware h100-sxm --precision bf16-pure --json``'s record of one request."""
     from flopcast.features.config import AnalyzeConfig
     from flopcast.features.generate_options import GenerateOptions
     from flopcast.predictor.generate import generation_records
@@ -164,7 +164,7 @@ def predicted(model_id: str, shape: tuple[int, int, int], cost_model: Any) -> di
     target, sets = MODELS[model_id]
     batch, prompt_len, new_tokens = shape
     analysis = AnalyzeConfig(target=target, hf_overrides=sets, batch_size=batch, mode="generate",
-                             optimizer="none", precision="bf16",
+                             optimizer="none", precision="bf16-pure",
                              generate=GenerateOptions(prompt_len, new_tokens, "dynamic"))
     config = PredictConfig(analysis, hardware=(HARDWARE,), use_store=False)
     return generation_records(config, cost_model)[0]
@@ -204,7 +204,7 @@ def notes(src: Source, prompt_len: int, table: pd.DataFrame) -> str:
         f"Predicted: flopcast's bundled cost model on `{HARDWARE}` (no calibration store), one static batch of "
         f"B = round(avg_batch_size) requests, P = {prompt_len} prompt tokens (assumed: the leaderboard publishes "
         "no prompt length), N = round(avg_output_len) new tokens; transformers' generate(), greedy, dynamic KV "
-        "cache, `--precision bf16` (autocast over fp32 weights, where vLLM holds bf16 weights). The static "
+        "cache, `--precision bf16-pure` (bf16 weights, as vLLM holds them). The static "
         "batch stands in for vLLM's continuous batching (requests at every stage of their generation, chunked "
         "prefill inside decode steps); `pred_tpot_ms` is the mean decode step, compared with the median ITL.",
         medians(table) + ".",
