@@ -23,20 +23,26 @@ DROPOUT_FUNCS: dict[Callable[..., Any], tuple[str, str, str | None]] = {
 _DEFAULTS = {"p": 0.5, "train": True, "training": True, "inplace": False}
 
 
-def _argument(names: tuple[str, ...], args: tuple[Any, ...], kwargs: dict[str, Any], name: str) -> Any:
-    """The value of argument ``name`` (positional after the input, in ``names``' order, or by keyword)."""
-    i = names.index(name) + 1
-    return args[i] if len(args) > i else kwargs.get(name, _DEFAULTS[name])
+def _parsed(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, float, bool, bool]:
+    """``(input, p, train, inplace)`` of a dropout call.
+
+    Arguments are positional after the input, in the function's order, or by keyword; the defaults where absent.
+    """
+    names = tuple(n for n in DROPOUT_FUNCS[func] if n is not None)
+
+    def value(name: str) -> Any:
+        i = names.index(name) + 1
+        return args[i] if len(args) > i else kwargs.get(name, _DEFAULTS[name])
+
+    p_name, train_name, inplace_name = DROPOUT_FUNCS[func]
+    x = args[0] if args else kwargs.get("input")
+    inplace = inplace_name is not None and bool(value(inplace_name))
+    return x, float(value(p_name)), bool(value(train_name)), inplace
 
 
 def fused_on_cuda(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> bool:
     """Whether CUDA would run this dropout call as the fused ``native_dropout`` kernel."""
-    p_name, train_name, inplace_name = DROPOUT_FUNCS[func]
-    names = tuple(n for n in (p_name, train_name, inplace_name) if n is not None)
-    x = args[0] if args else kwargs.get("input")
-    p = float(_argument(names, args, kwargs, p_name))
-    inplace = inplace_name is not None and bool(_argument(names, args, kwargs, inplace_name))
-    train = bool(_argument(names, args, kwargs, train_name))
+    x, p, train, inplace = _parsed(func, args, kwargs)
     return isinstance(x, torch.Tensor) and train and not inplace and 0.0 < p < 1.0 and x.numel() > 0
 
 
@@ -44,7 +50,5 @@ def cuda_dropout(func: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[s
     """The dropout CUDA runs: ``native_dropout``'s output where the kernel is fused, else ``NotImplemented``."""
     if not fused_on_cuda(func, args, kwargs):
         return NotImplemented
-    p_name = DROPOUT_FUNCS[func][0]
-    x = args[0] if args else kwargs["input"]
-    p = float(args[1]) if len(args) > 1 else float(kwargs.get(p_name, _DEFAULTS[p_name]))
+    x, p, _, _ = _parsed(func, args, kwargs)
     return torch.native_dropout(x, p, True)[0]
