@@ -176,16 +176,19 @@ def held_out_residuals(z: np.ndarray, y: np.ndarray, groups: np.ndarray | None, 
     return resid
 
 
-def centred_by_group(residuals: np.ndarray, groups: np.ndarray | None) -> np.ndarray:
-    """Residuals less the median of their group's (``None``: less the overall median)."""
-    r = np.asarray(residuals, float)
-    if groups is None:
-        return r - np.median(r)
-    out = r.copy()
-    for g in np.unique(groups):
-        rows = groups == g
-        out[rows] -= np.median(r[rows])
-    return out
+def held_out_loss(z: np.ndarray, y: np.ndarray, groups: np.ndarray | None, alpha: float, centred: bool = False
+                  ) -> float:
+    """Mean absolute held-out log residual (:func:`held_out_residuals`).
+
+    ``centred``: each group's residuals less their median (how slopes carry to a held-out device, not the level
+    every design misses alike).
+    """
+    r = held_out_residuals(z, y, groups, alpha)
+    if centred and groups is not None:
+        for g in np.unique(groups):
+            rows = groups == g
+            r[rows] -= np.median(r[rows])
+    return float(np.mean(np.abs(r)))
 
 
 class _StageSet:
@@ -362,8 +365,7 @@ class StepTimeModel(_StageSet):
         """Mean absolute held-out log residual of one host cost, ratio and design (:meth:`_choice_groups`)."""
         base = base_step_time_s(f, cost, ratio)
         z = sized_design(time_design(f, base, design))
-        r = held_out_residuals(z, y - np.log(base), groups, self.alpha)
-        return float(np.mean(np.abs(centred_by_group(r, groups) if centred else r)))
+        return held_out_loss(z, y - np.log(base), groups, self.alpha, centred)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Step time quantiles, s, shape ``(n, 3)``; without a stage, at least as wide as the op-sum interval.
@@ -447,8 +449,7 @@ class StepEnergyModel(_StageSet):
 
     def _loss(self, z: np.ndarray, y: np.ndarray, groups: np.ndarray | None, centred: bool = False) -> float:
         """Mean absolute held-out log residual of one design (:meth:`_choice_groups`)."""
-        r = held_out_residuals(sized_design(z), y, groups, self.alpha)
-        return float(np.mean(np.abs(centred_by_group(r, groups) if centred else r)))
+        return held_out_loss(sized_design(z), y, groups, self.alpha, centred)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Step energy quantiles, J, shape ``(n, 3)``.
