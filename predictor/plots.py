@@ -21,6 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from flopcast.features.config import PURE_DTYPES
 from flopcast.features.plots import TOP_MODULES, hbar, module_key, plot_analysis, pyplot, save, slug
 
 QUANTITIES = (("step_time_s", "step time, s"), ("step_energy_j", "step energy, J"), ("run_time_s", "run time, s"),
@@ -43,8 +44,7 @@ class OpsOnDevice:
     bandwidth_bytes_per_s: float
 
 
-PRECISION_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "tf32": "tf32", "bf16-pure": "bfloat16",
-                    "fp16-pure": "float16"}
+PRECISION_DTYPES = {"bf16": "bfloat16", "fp16": "float16", "tf32": "tf32", **PURE_DTYPES}
 
 
 def ops_on_device(model: Any, analysis: Any, d: Any, precision: str) -> OpsOnDevice:
