@@ -51,6 +51,8 @@ class ComposedStep:
         extrapolated_share: share of the predicted op time from ops outside the training range.
         hardware_out_of_range: device features outside the trained devices' range.
         category_s: predicted median time per category, s.
+        launch_overhead_s: the device's fitted tiny-op time the op model used, s (a CPU's host cost per call
+            scales with it: :data:`flopcast.predictor.step_model.HOST_SCALED_KINDS`).
     """
 
     ops_s: float
@@ -66,6 +68,7 @@ class ComposedStep:
     extrapolated_share: float = 0.0
     hardware_out_of_range: tuple[str, ...] = ()
     category_s: dict[str, float] = field(default_factory=dict)
+    launch_overhead_s: float = float("nan")
 
     @property
     def extrapolated(self) -> bool:
@@ -145,6 +148,7 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
         extrapolated_share=float(q[out_of_range, 1].sum() / total) if total > 0 else 0.0,
         hardware_out_of_range=_hardware_outside(f, ranges, d.kind),
         category_s={str(k): float(v) for k, v in by_category.items()},
+        launch_overhead_s=float(t.launch_overhead_s),
     )
 
 
@@ -224,7 +228,7 @@ def step_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
                     "ops_p10_s": c.ops_p10_s, "ops_p90_s": c.ops_p90_s, "n_ops": c.n_ops, "n_calls": c.n_calls,
                     "n_python_calls": c.n_python_calls,
                     "launch_bound_share": c.launch_bound_share, "power_share": c.power_share,
-                    "roofline_s": c.roofline_s, **category_shares(c)})
+                    "roofline_s": c.roofline_s, "launch_overhead_s": c.launch_overhead_s, **category_shares(c)})
     return pd.DataFrame(out)
 
 

@@ -6,8 +6,9 @@ per Python-level call plus a fitted share of it per call run from C++ (backward,
 On top of that physical base a ridge regression in log space corrects the bias per hardware (pooled per
 device kind for hardware without measured steps); its inputs (category shares or not, or only a level per
 mode) and the host costs are chosen by leave-one-family-out residuals (a kind stage's by leave-one-device-out
-residuals, centred per device: its slopes serve other devices), and the family residuals' quantiles give the
-intervals.
+residuals, centred per device: its slopes serve other devices; it fits them within devices, each device with a
+level of its own, and takes the median device level), and the family residuals' quantiles give the intervals.
+A CPU kind stage's host cost scales with each CPU's tiny-op time (:data:`HOST_SCALED_KINDS`).
 """
 
 from __future__ import annotations
@@ -22,8 +23,9 @@ import pandas as pd
 from flopcast.predictor.op_model import QUANTILES, check_fitted
 
 STEP_FRAME_COLUMNS = ("hardware", "kind", "mode", "ops_s", "ops_p10_s", "ops_p90_s", "n_ops", "n_calls",
-                      "n_python_calls", "launch_bound_share")
-"""Columns of a step frame (see :func:`flopcast.predictor.predict.step_frame`)."""
+                      "n_python_calls", "launch_bound_share", "launch_overhead_s")
+"""Columns of a step frame (see :func:`flopcast.predictor.compose.step_frame`; ``launch_overhead_s`` may be
+missing: host costs are then not scaled, :func:`host_scale`)."""
 
 HOST_COST_GRID_S = (0.0, *np.logspace(-7, -3.5, 22).tolist())
 """Host cost per op tried by the fit, s."""
@@ -34,6 +36,16 @@ PRIOR_HOST_COST_S = {"gpu": 1.5e-5, "cpu": 3e-6, "other": 1.5e-5}
 INTERNAL_RATIO_GRID = (0.05, 0.1, 0.2, 0.35, 0.5, 0.75, 1.0)
 """Host cost of an op run from C++ (a composite's parts, backward ops), as a share of a Python-level op's, tried
 by the fit; a kind never measured uses 1 (every call costs the same)."""
+
+HOST_SCALED_KINDS = ("cpu",)
+"""Device kinds whose host cost per call scales with the device's fitted tiny-op time (``launch_overhead_s``).
+
+On a CPU the framework dispatches each call on the core that then runs it, and the microbenchmarked time of a
+tiny op is mostly that dispatch (our CPUs: host cost per Python-level call 2.8-3.1x their tiny-op time, which
+differs 2x between them). A kind stage states its host cost for its median device and carries it to another CPU
+in proportion to that CPU's tiny-op time (a ``calibrate --quick`` CPU measures it). A GPU's tiny-op time is the
+accelerator's launch path, not the speed of the host that runs Python: GPU host costs stay in seconds.
+"""
 
 PRIOR_LOG_INTERVAL = (math.log(0.5), math.log(2.0))
 """Residual quantiles (10 %, 90 %) of a stage with no measured steps: a factor of 2 either way."""
@@ -59,12 +71,36 @@ def sized_design(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ridge(z: np.ndarray, y: np.ndarray, alpha: float, weights: np.ndarray | None = None) -> np.ndarray:
-    """Ridge coefficients, rows weighted by ``weights`` (default 1); the intercept (first column) is not penalised."""
-    penalty = alpha * np.eye(z.shape[1])
-    penalty[0, 0] = 0.0
+def _ridge(z: np.ndarray, y: np.ndarray, alpha: float, weights: np.ndarray | None = None,
+           devices: np.ndarray | None = None) -> np.ndarray:
+    """Ridge coefficients, rows weighted by ``weights`` (default 1); the intercept (first column) is not penalised.
+
+    ``devices``: see :func:`_ridge_levels`; the intercept returned is then the median of the device levels.
+    """
+    return _ridge_levels(z, y, alpha, weights, devices)[0]
+
+
+def _ridge_levels(z: np.ndarray, y: np.ndarray, alpha: float, weights: np.ndarray | None = None,
+                  devices: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, float]]:
+    """Ridge coefficients (as :func:`_ridge`) and, with ``devices``, the level of each device.
+
+    ``devices`` (a kind stage's rows): each device gets a level of its own and the slopes are fitted within
+    devices: a device that measured only training steps says nothing of training against inference, its level
+    takes its whole offset. The intercept is the median of the device levels: a typical device of the kind, not
+    one whose harness or op-model level stands apart.
+    """
     w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
-    return np.linalg.solve(z.T @ (w[:, None] * z) + penalty, z.T @ (w * y))
+    if devices is None:
+        penalty = alpha * np.eye(z.shape[1])
+        penalty[0, 0] = 0.0
+        return np.linalg.solve(z.T @ (w[:, None] * z) + penalty, z.T @ (w * y)), {}
+    names, index = np.unique(np.asarray(devices).astype(str), return_inverse=True)
+    x = np.column_stack([np.eye(len(names))[index], z[:, 1:]])
+    penalty = alpha * np.eye(x.shape[1])
+    penalty[:len(names), :len(names)] = 0.0
+    c = np.linalg.solve(x.T @ (w[:, None] * x) + penalty, x.T @ (w * y))
+    levels = dict(zip(names.tolist(), c[:len(names)].tolist(), strict=True))
+    return np.concatenate([[np.median(c[:len(names)])], c[len(names):]]), levels
 
 
 def device_balanced_weights(hardware: np.ndarray) -> np.ndarray:
@@ -92,7 +128,7 @@ class LogLinearStage:
         self.quantiles = tuple(quantiles)
 
     def fit(self, z: np.ndarray, log_ratio: np.ndarray, groups: np.ndarray | None = None,
-            weights: np.ndarray | None = None) -> LogLinearStage:
+            weights: np.ndarray | None = None, devices: np.ndarray | None = None) -> LogLinearStage:
         """Fit coefficients on all rows; residual quantiles from leave-one-group-out predictions.
 
         Args:
@@ -101,14 +137,16 @@ class LogLinearStage:
             groups: group of each row (model family); ``None`` or one group: in-sample residuals.
             weights: row weights of the coefficients' fit (``None``: equal; a kind stage:
                 :func:`device_balanced_weights`).
+            devices: a kind stage's device of each row: slopes within devices, the intercept the median
+                device level (:func:`_ridge_levels`).
 
         Returns:
             ``self``.
         """
         z, y = sized_design(z), np.asarray(log_ratio, float)
-        self.coef_ = _ridge(z, y, self.alpha, weights)
+        self.coef_ = _ridge(z, y, self.alpha, weights, devices)
         self.z_min_, self.z_max_ = z.min(axis=0), z.max(axis=0)
-        resid = held_out_residuals(z, y, groups, self.alpha)
+        resid = held_out_residuals(z, y, groups, self.alpha, devices)
         self.resid_q_ = [float(np.quantile(resid, q)) for q in self.quantiles]
         self.held_out_ = bool(groups is not None and len(set(groups)) > 1)
         self.n_rows_ = len(y)
@@ -164,26 +202,43 @@ class LogLinearStage:
         return stage
 
 
-def held_out_residuals(z: np.ndarray, y: np.ndarray, groups: np.ndarray | None, alpha: float) -> np.ndarray:
-    """Residuals of each row predicted by a ridge fit without its group (in-sample with < 2 groups)."""
+def held_out_residuals(z: np.ndarray, y: np.ndarray, groups: np.ndarray | None, alpha: float,
+                       devices: np.ndarray | None = None) -> np.ndarray:
+    """Residuals of each row predicted by a ridge fit without its group (in-sample with < 2 groups).
+
+    ``devices``: a level per device (:func:`_ridge_levels`); a held-out row of a device the fit saw takes that
+    device's level, one of a device it did not see the median level.
+    """
     if groups is None or len(set(groups)) < 2:
-        return y - z @ _ridge(z, y, alpha)
+        coef, levels = _ridge_levels(z, y, alpha, devices=devices)
+        return y - _with_levels(z, coef, levels, devices)
     groups = np.asarray(groups)
     resid = np.empty_like(y)
     for g in set(groups):
         out = groups == g
-        resid[out] = y[out] - z[out] @ _ridge(z[~out], y[~out], alpha)
+        coef, levels = _ridge_levels(z[~out], y[~out], alpha, devices=None if devices is None else devices[~out])
+        resid[out] = y[out] - _with_levels(z[out], coef, levels, None if devices is None else devices[out])
     return resid
 
 
-def held_out_loss(z: np.ndarray, y: np.ndarray, groups: np.ndarray | None, alpha: float, centred: bool = False
-                  ) -> float:
+def _with_levels(z: np.ndarray, coef: np.ndarray, levels: Mapping[str, float], devices: np.ndarray | None
+                 ) -> np.ndarray:
+    """``z @ coef`` with each row's intercept its device's level where ``levels`` has it."""
+    pred = z @ coef
+    if devices is not None and levels:
+        own = np.array([levels.get(str(d), coef[0]) for d in devices])
+        pred = pred + z[:, 0] * (own - coef[0])
+    return pred
+
+
+def held_out_loss(z: np.ndarray, y: np.ndarray, groups: np.ndarray | None, alpha: float, centred: bool = False,
+                  devices: np.ndarray | None = None) -> float:
     """Mean absolute held-out log residual (:func:`held_out_residuals`).
 
     ``centred``: each group's residuals less their median (how slopes carry to a held-out device, not the level
     every design misses alike).
     """
-    r = held_out_residuals(z, y, groups, alpha)
+    r = held_out_residuals(z, y, groups, alpha, devices)
     if centred and groups is not None:
         for g in np.unique(groups):
             rows = groups == g
@@ -227,9 +282,15 @@ class _StageSet:
         return groups, False
 
     @staticmethod
-    def _row_weights(key: str, f: pd.DataFrame) -> np.ndarray | None:
-        """A kind stage's rows weighted so that each device counts once (:func:`device_balanced_weights`)."""
-        return device_balanced_weights(f["hardware"].to_numpy()) if key.startswith("kind:") else None
+    def _kind_fit(key: str, f: pd.DataFrame) -> dict[str, np.ndarray]:
+        """A kind stage's fit options; none for a device's stage.
+
+        Each device counts once (:func:`device_balanced_weights`) and has a level of its own (``devices``).
+        """
+        if not key.startswith("kind:"):
+            return {}
+        devices = f["hardware"].astype(str).to_numpy()
+        return {"weights": device_balanced_weights(devices), "devices": devices}
 
     def _keys(self, frame: pd.DataFrame, kinds: Mapping[str, dict[str, Any]] | None = None
               ) -> list[tuple[str, np.ndarray]]:
@@ -300,6 +361,31 @@ def time_design(frame: pd.DataFrame, base_s: np.ndarray, design: str = "full") -
     return _stage_design(frame, lead, shares=design == "full")
 
 
+def host_scale(frame: pd.DataFrame, reference_s: float | None) -> np.ndarray:
+    """Per row, the device's tiny-op time (``launch_overhead_s``) over ``reference_s`` (:data:`HOST_SCALED_KINDS`).
+
+    1 where the reference, the column or the row's value is missing.
+    """
+    ones = np.ones(len(frame))
+    if reference_s is None or not reference_s > 0 or "launch_overhead_s" not in frame:
+        return ones
+    o = frame["launch_overhead_s"].to_numpy(float)
+    return np.where(np.isfinite(o) & (o > 0), o / reference_s, ones)
+
+
+def host_reference_s(key: str, f: pd.DataFrame) -> float | None:
+    """A kind stage's reference tiny-op time, s: the median over its devices (one value each).
+
+    ``None`` for a device's own stage, a kind not in :data:`HOST_SCALED_KINDS` or a frame without
+    ``launch_overhead_s``.
+    """
+    if not key.startswith("kind:") or key[5:] not in HOST_SCALED_KINDS or "launch_overhead_s" not in f:
+        return None
+    per_device = f.groupby("hardware")["launch_overhead_s"].median().to_numpy(float)
+    per_device = per_device[np.isfinite(per_device) & (per_device > 0)]
+    return float(np.median(per_device)) if len(per_device) else None
+
+
 def base_step_time_s(frame: pd.DataFrame, host_cost_s: float | np.ndarray, internal_ratio: float = 1.0
                      ) -> np.ndarray:
     """Physical step time, s: op sum plus host time (CPU) or the larger of the two (GPU).
@@ -343,29 +429,36 @@ class StepTimeModel(_StageSet):
         for key, rows in self._keys(frame, kinds):
             f, y, g = frame[rows], y_all[rows], None if groups is None else groups[rows]
             kind = self._borrowed_kind(key, f)
-            if kind is not None:  # the kind's slopes and host costs, the device's own level
-                cost, ratio = kind["host_cost_s"], kind.get("internal_ratio", 1.0)
+            reference = None
+            if kind is not None:  # the kind's slopes and host costs (scaled to this device), the device's own level
+                scale = float(np.median(host_scale(f, kind.get("host_reference_s"))))
+                cost, ratio = kind["host_cost_s"] * scale, kind.get("internal_ratio", 1.0)
                 design = kind.get("design", "full")
                 base = base_step_time_s(f, cost, ratio)
                 stage = kind["stage"].shifted(time_design(f, base, design), y - np.log(base))
             else:
                 held, centred = self._choice_groups(key, f, g)
+                reference = host_reference_s(key, f)
+                scale = host_scale(f, reference)
                 grid = [(c, r, dz) for c in HOST_COST_GRID_S for r in INTERNAL_RATIO_GRID for dz in TIME_DESIGNS]
-                cost, ratio, design = min(grid, key=lambda crd, f=f, y=y, h=held, c=centred: self._loss(
-                    f, y, h, *crd, centred=c))
-                base = base_step_time_s(f, cost, ratio)
+                cost, ratio, design = min(grid, key=lambda crd, f=f, y=y, h=held, c=centred, k=scale: self._loss(
+                    f, y, h, crd[0] * k, *crd[1:], centred=c))
+                base = base_step_time_s(f, cost * scale, ratio)
                 stage = LogLinearStage(self.alpha).fit(time_design(f, base, design), y - np.log(base), g,
-                                                       self._row_weights(key, f))
+                                                       **self._kind_fit(key, f))
             self.stages_[key] = {"host_cost_s": float(cost), "internal_ratio": float(ratio), "design": design,
-                                 "stage": stage}
+                                 "host_reference_s": reference, "stage": stage}
         return self
 
-    def _loss(self, f: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None, cost: float, ratio: float,
-              design: str, centred: bool = False) -> float:
-        """Mean absolute held-out log residual of one host cost, ratio and design (:meth:`_choice_groups`)."""
+    def _loss(self, f: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None, cost: float | np.ndarray,
+              ratio: float, design: str, centred: bool = False) -> float:
+        """Mean absolute held-out log residual of one host cost (per row or one), ratio and design.
+
+        What is held out: :meth:`_choice_groups`.
+        """
         base = base_step_time_s(f, cost, ratio)
         z = sized_design(time_design(f, base, design))
-        return held_out_loss(z, y - np.log(base), groups, self.alpha, centred)
+        return held_out_loss(z, y - np.log(base), groups, self.alpha, centred, groups if centred else None)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Step time quantiles, s, shape ``(n, 3)``; without a stage, at least as wide as the op-sum interval.
@@ -382,7 +475,8 @@ class StepTimeModel(_StageSet):
                 log_q = np.array([[PRIOR_LOG_INTERVAL[0], 0.0, PRIOR_LOG_INTERVAL[1]]])
             else:
                 s = self.stages_[key]
-                base = base_step_time_s(one, s["host_cost_s"], s.get("internal_ratio", 1.0))
+                cost = s["host_cost_s"] * host_scale(one, s.get("host_reference_s"))
+                base = base_step_time_s(one, cost, s.get("internal_ratio", 1.0))
                 log_q = s["stage"].predict(time_design(one, base, s.get("design", "full")))
             q = base[0] * np.exp(log_q[0])
             if key is None:  # no measured steps: at least as wide as the summed op intervals
@@ -443,13 +537,13 @@ class StepEnergyModel(_StageSet):
                 held, centred = self._choice_groups(key, f, g)
                 design = min(ENERGY_DESIGNS, key=lambda dz, f=f, base=base, y=y, h=held, c=centred: self._loss(
                     energy_design(f, base, dz), y, h, c))
-                stage = LogLinearStage(self.alpha).fit(energy_design(f, base, design), y, g, self._row_weights(key, f))
+                stage = LogLinearStage(self.alpha).fit(energy_design(f, base, design), y, g, **self._kind_fit(key, f))
             self.stages_[key] = {"design": design, "stage": stage}
         return self
 
     def _loss(self, z: np.ndarray, y: np.ndarray, groups: np.ndarray | None, centred: bool = False) -> float:
         """Mean absolute held-out log residual of one design (:meth:`_choice_groups`)."""
-        return held_out_loss(sized_design(z), y, groups, self.alpha, centred)
+        return held_out_loss(sized_design(z), y, groups, self.alpha, centred, groups if centred else None)
 
     def predict(self, frame: pd.DataFrame) -> np.ndarray:
         """Step energy quantiles, J, shape ``(n, 3)``.

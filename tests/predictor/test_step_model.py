@@ -229,3 +229,39 @@ def test_a_kind_stage_counts_each_device_once_not_each_step():
     unseen = _frame("cpu-new", 6, rng).assign(n_calls=0)
     ratio = np.median(model.predict(unseen)[:, 1] / unseen["ops_s"].to_numpy())
     assert ratio == pytest.approx(np.sqrt(1.5), rel=0.05)  # halfway in log between the two, not 1.5^(5/6)
+
+
+def test_a_kind_stage_learns_train_against_infer_within_devices_and_takes_the_median_device_level():
+    rng = np.random.default_rng(3)
+    both = [_frame(f"cpu-{i}", 30, rng) for i in range(3)]  # train steps 1.1x their op sums, inference 1.0x
+    level = {"cpu-0": 1.0, "cpu-1": 1.05, "cpu-2": 0.95}
+    train_only = _frame("cpu-train-only", 30, rng).assign(mode="train")  # a harness 1.6x longer, training only
+    frame = pd.concat([*both, train_only], ignore_index=True)
+    scale = frame["hardware"].map({**level, "cpu-train-only": 1.6}).to_numpy()
+    time_s = frame["ops_s"].to_numpy() * scale * np.where(frame["mode"] == "train", 1.1, 1.0)
+    model = StepTimeModel().fit(frame, time_s, np.array([f"fam{i % 5}" for i in range(len(frame))]))
+    coef = model.stages_["kind:cpu"]["stage"].coef_
+    assert coef[-1] == pytest.approx(np.log(1.1), abs=0.03)  # the train-only device does not inflate the train flag
+    unseen = _frame("cpu-new", 8, rng).assign(n_calls=0)
+    ratio = model.predict(unseen)[:, 1] / unseen["ops_s"].to_numpy()
+    infer = (unseen["mode"] == "infer").to_numpy()
+    assert np.median(ratio[infer]) == pytest.approx(1.0, rel=0.06)  # the median device level, not pulled to 1.6
+
+
+def test_a_cpu_kind_stage_carries_its_host_cost_in_proportion_to_each_cpus_tiny_op_time():
+    from flopcast.predictor.step_model import host_scale
+
+    rng = np.random.default_rng(5)
+    # two CPUs whose per-call host cost is 3x their tiny-op time (2 us and 4 us); op sums exact
+    frames = [_frame(name, 40, rng).assign(n_calls=400, n_python_calls=400, launch_overhead_s=tiny)
+              for name, tiny in (("cpu-fast", 2e-6), ("cpu-slow", 4e-6))]
+    frame = pd.concat(frames, ignore_index=True)
+    time_s = (frame["ops_s"] + 3 * frame["launch_overhead_s"] * frame["n_calls"]).to_numpy()
+    model = StepTimeModel().fit(frame, time_s, np.array([f"fam{i % 5}" for i in range(80)]))
+    kind = model.stages_["kind:cpu"]
+    assert kind["host_reference_s"] == pytest.approx(3e-6)
+    # a new CPU measured a 1 us tiny op (a quick calibration): its small steps cost 3 us per call, not the kind's 9
+    new = _frame("cpu-new", 8, rng).assign(ops_s=1e-5, n_calls=400, n_python_calls=400, launch_overhead_s=1e-6)
+    predicted = model.predict(new)[:, 1]
+    assert np.median(predicted / (1e-5 + 3e-6 * 400)) == pytest.approx(1.0, rel=0.2)
+    assert host_scale(new.drop(columns="launch_overhead_s"), 3e-6).tolist() == [1.0] * 8  # no column: unscaled
