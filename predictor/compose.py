@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 
@@ -51,8 +52,9 @@ class ComposedStep:
         extrapolated_share: share of the predicted op time from ops outside the training range.
         hardware_out_of_range: device features outside the trained devices' range.
         category_s: predicted median time per category, s.
-        launch_overhead_s: the device's fitted tiny-op time the op model used, s (a CPU's host cost per call
-            scales with it: :data:`flopcast.predictor.step_model.HOST_SCALED_KINDS`).
+        launch_overhead_s: the device's own tiny-op time the op model used (fitted from its rows or measured),
+            s; NaN for a device priced with its kind's (a CPU's host cost per call scales with it:
+            :data:`flopcast.predictor.step_model.HOST_SCALED_KINDS`).
     """
 
     ops_s: float
@@ -88,6 +90,8 @@ class OpTimes:
         repeat: how many times each row's kernel runs (a fused RNN's per-step kernels: T).
         known: whether the row's category had a trained op model (else the roofline fallback).
         launch_overhead_s: the device's per-op launch overhead the op model used, s.
+        overhead_measured: whether that overhead is the device's own, not its kind's or the prior
+            (:attr:`~flopcast.predictor.featurize.HardwareView.overhead_measured`).
     """
 
     work: pd.DataFrame
@@ -96,6 +100,7 @@ class OpTimes:
     repeat: np.ndarray
     known: np.ndarray
     launch_overhead_s: float
+    overhead_measured: bool = True
 
 
 def op_times(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precision: str) -> OpTimes:
@@ -114,7 +119,7 @@ def op_times(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisi
     if inner.any():  # run from C++ (a fused op's kernels, a composite's parts, backward): no Python overhead
         q[inner] = inner_kernel_time_s(q[inner], f["roofline_s"].to_numpy()[inner], overhead[inner], d.kind)
     # a kernel run T times: its time, T times
-    return OpTimes(work, f, q * repeat[:, None], repeat, known, hw.launch_overhead_s)
+    return OpTimes(work, f, q * repeat[:, None], repeat, known, hw.launch_overhead_s, hw.overhead_measured)
 
 
 def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precision: str) -> ComposedStep:
@@ -148,7 +153,7 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
         extrapolated_share=float(q[out_of_range, 1].sum() / total) if total > 0 else 0.0,
         hardware_out_of_range=_hardware_outside(f, ranges, d.kind),
         category_s={str(k): float(v) for k, v in by_category.items()},
-        launch_overhead_s=float(t.launch_overhead_s),
+        launch_overhead_s=float(t.launch_overhead_s) if t.overhead_measured else math.nan,
     )
 
 

@@ -98,6 +98,8 @@ class HardwareView:
             ``torch.autograd.grad`` call from Python (graph walk, engine hand-off, on CUDA the device thread),
             which costs several forward launches and which a step's backward, run by the engine in C++, does
             not pay per op. NaN: the launch overhead.
+        overhead_measured: whether ``launch_overhead_s`` is this device's own (fitted from its rows or measured by
+            ``hardware probe --measure``), not its kind's or the prior.
     """
 
     descriptor: HardwareDescriptor
@@ -106,6 +108,7 @@ class HardwareView:
     bw_eff: float
     traits: dict[str, float]
     backward_overhead_s: float = math.nan
+    overhead_measured: bool = True
 
     def row_overheads_s(self, features: pd.DataFrame) -> np.ndarray:
         """The overhead each featurized row's time includes, s: the backward call's for backward rows.
@@ -136,9 +139,10 @@ class HardwareView:
         overhead = (launch_overhead_s or d.launch_overhead_s or imputed.get("launch_overhead_s")
                     or PRIOR_LAUNCH_OVERHEAD_S.get(d.kind, 5e-6))
         backward = float(backward_overhead_s or imputed.get("backward_overhead_s") or math.nan)
+        own = bool(launch_overhead_s or d.launch_overhead_s)
         if d.kind == "gpu":  # its spec sheet alone: its measured level is the op model's offsets
             return cls(d, float(overhead), dict.fromkeys({*d.peak_flops_per_s, "fp32"}, math.nan), math.nan,
-                       traits(d), backward)
+                       traits(d), backward, own)
         peak_eff = {k: v / d.peak_flops_per_s[k] for k, v in d.measured_peak_flops_per_s.items()
                     if v and d.peak_flops_per_s.get(k)}
         fallback = peak_eff.get("fp32", imputed.get("peak", math.nan))
@@ -148,7 +152,7 @@ class HardwareView:
         if math.isnan(bw_eff):  # the ratio over a spec of the same meaning (training.imputed_efficiencies)
             bw_eff = imputed.get("bw_estimated", imputed.get("bw", math.nan)) \
                 if d.extra.get("memory_bandwidth_estimated") else imputed.get("bw", math.nan)
-        return cls(d, float(overhead), peak_eff, float(bw_eff), traits(d), backward)
+        return cls(d, float(overhead), peak_eff, float(bw_eff), traits(d), backward, own)
 
 
 def analysis_device(kind: str) -> str:

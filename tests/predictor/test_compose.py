@@ -57,3 +57,18 @@ def test_a_step_backward_kernel_on_a_gpu_does_not_pay_the_microbenchmarks_autogr
     # the op model's backward time includes the call; the kernel a step's backward runs does not
     assert backward_s < 0.25 * call_s
     assert backward_s == pytest.approx(forward_s, rel=1.0)
+
+
+def test_a_composed_step_carries_the_devices_own_tiny_op_time_and_nan_for_its_kinds(model):
+    import math
+    from dataclasses import replace
+
+    from flopcast.calibration.catalog import get_hardware
+    from tests.datasets.synthetic import op_rows
+
+    ops = op_rows(8).assign(python_call=True)
+    trained = compose(model, ops, GPU, "fp32")  # a trained device: its fitted overhead
+    assert trained.launch_overhead_s == pytest.approx(model.view(GPU).launch_overhead_s)
+    t4 = get_hardware("t4")  # no rows, no measured overhead: its kind's, which the step stage does not scale
+    assert math.isnan(compose(model, ops, t4, "fp32").launch_overhead_s)
+    assert compose(model, ops, replace(t4, launch_overhead_s=7e-6), "fp32").launch_overhead_s == pytest.approx(7e-6)

@@ -265,3 +265,16 @@ def test_a_cpu_kind_stage_carries_its_host_cost_in_proportion_to_each_cpus_tiny_
     predicted = model.predict(new)[:, 1]
     assert np.median(predicted / (1e-5 + 3e-6 * 400)) == pytest.approx(1.0, rel=0.2)
     assert host_scale(new.drop(columns="launch_overhead_s"), 3e-6).tolist() == [1.0] * 8  # no column: unscaled
+
+
+def test_a_cpu_priced_with_its_kinds_tiny_op_time_takes_the_kinds_host_cost_unscaled():
+    rng = np.random.default_rng(6)
+    frames = [_frame(name, 40, rng).assign(n_calls=400, n_python_calls=400, launch_overhead_s=tiny)
+              for name, tiny in (("cpu-fast", 2e-6), ("cpu-slow", 4e-6))]
+    frame = pd.concat(frames, ignore_index=True)
+    time_s = (frame["ops_s"] + 3 * frame["launch_overhead_s"] * frame["n_calls"]).to_numpy()
+    model = StepTimeModel().fit(frame, time_s, np.array([f"fam{i % 5}" for i in range(80)]))
+    # a spec-only CPU: no tiny-op time of its own (NaN), so the kind's median device's host cost
+    spec = _frame("cpu-spec", 8, rng).assign(ops_s=1e-5, n_calls=400, n_python_calls=400, launch_overhead_s=np.nan)
+    predicted = model.predict(spec)[:, 1]
+    assert np.median(predicted / (1e-5 + 9e-6 * 400)) == pytest.approx(1.0, rel=0.2)
