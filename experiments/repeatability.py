@@ -120,9 +120,11 @@ def perfect_predictor_row(sigma: float, n: int) -> dict:
 def model_rows(every: pd.DataFrame, predictions: pd.DataFrame, labels: list[str]) -> list[dict]:
     """Family-out predictions of the steps of ``every``, scored against the first measurement and each repeat.
 
-    ``every`` holds the first measurement in ``time_s`` and each repeat in ``time_<label>_s``.
+    ``every`` holds the first measurement in ``time_s`` and each repeat in ``time_<label>_s``. A step predicted
+    once per op-model seed (``evaluate.py --seeds 0 1 2``) is scored once, at the median of its predictions.
     """
-    joined = every.merge(predictions[[*STEP_KEY[:-1], "time_p50"]], on=STEP_KEY[:-1])
+    one = predictions.groupby(STEP_KEY[:-1], as_index=False)["time_p50"].median()  # seeds: their median, once
+    joined = every.merge(one, on=STEP_KEY[:-1])
     predicted, first = joined["time_p50"].to_numpy(float), joined["time_s"].to_numpy(float)
     out = [row("flopcast family-out", "first", predicted, first)]
     aligned = [first]

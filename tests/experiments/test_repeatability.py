@@ -58,6 +58,15 @@ def test_model_rows_score_one_prediction_against_every_measurement(repeatability
     assert np.isclose(rows[1]["level_ratio"], 0.5)
 
 
+def test_a_step_predicted_once_per_seed_is_scored_once_at_its_median_prediction(repeatability):
+    every = _steps([0.01, 0.02])
+    predictions = pd.concat([every[["model", "batch_size", "mode", "precision"]].assign(time_p50=t, seed=k)
+                             for k, t in enumerate(([0.009, 0.02], [0.01, 0.03], [0.012, 0.02]))])
+    rows = repeatability.model_rows(every, predictions, [])
+    assert rows[0]["n"] == 2  # two steps, not six predictions
+    assert rows[0]["median_ape_pct"] == pytest.approx(0.0)  # the medians 0.01 and 0.02 are exact
+
+
 def test_released_repeat_runs_and_another_device_is_one_error_line(repeatability, monkeypatch, capsys, tmp_path):
     monkeypatch.setattr(repeatability, "RESULTS", tmp_path)
     first = str(ROOT / "datasets" / "dev-cpu-amd-epyc-zen4-2c")
