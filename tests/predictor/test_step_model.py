@@ -248,18 +248,21 @@ def test_a_kind_stage_learns_train_against_infer_within_devices_and_takes_the_me
     assert np.median(ratio[infer]) == pytest.approx(1.0, rel=0.06)  # the median device level, not pulled to 1.6
 
 
-def test_a_cpu_kind_stage_carries_its_host_cost_in_proportion_to_each_cpus_tiny_op_time():
-    from flopcast.predictor.step_model import host_scale
-
-    rng = np.random.default_rng(5)
-    # two CPUs whose per-call host cost is 3x their tiny-op time (2 us and 4 us); op sums exact
+def _two_cpus_paying_three_tiny_ops_per_call(rng: np.random.Generator) -> StepTimeModel:
+    """Steps of two CPUs whose per-call host cost is 3x their tiny-op time (2 us and 4 us); op sums exact."""
     frames = [_frame(name, 40, rng).assign(n_calls=400, n_python_calls=400, launch_overhead_s=tiny)
               for name, tiny in (("cpu-fast", 2e-6), ("cpu-slow", 4e-6))]
     frame = pd.concat(frames, ignore_index=True)
     time_s = (frame["ops_s"] + 3 * frame["launch_overhead_s"] * frame["n_calls"]).to_numpy()
-    model = StepTimeModel().fit(frame, time_s, np.array([f"fam{i % 5}" for i in range(80)]))
-    kind = model.stages_["kind:cpu"]
-    assert kind["host_reference_s"] == pytest.approx(3e-6)
+    return StepTimeModel().fit(frame, time_s, np.array([f"fam{i % 5}" for i in range(80)]))
+
+
+def test_a_cpu_kind_stage_carries_its_host_cost_in_proportion_to_each_cpus_tiny_op_time():
+    from flopcast.predictor.step_model import host_scale
+
+    rng = np.random.default_rng(5)
+    model = _two_cpus_paying_three_tiny_ops_per_call(rng)
+    assert model.stages_["kind:cpu"]["host_reference_s"] == pytest.approx(3e-6)
     # a new CPU measured a 1 us tiny op (a quick calibration): its small steps cost 3 us per call, not the kind's 9
     new = _frame("cpu-new", 8, rng).assign(ops_s=1e-5, n_calls=400, n_python_calls=400, launch_overhead_s=1e-6)
     predicted = model.predict(new)[:, 1]
@@ -269,11 +272,7 @@ def test_a_cpu_kind_stage_carries_its_host_cost_in_proportion_to_each_cpus_tiny_
 
 def test_a_cpu_priced_with_its_kinds_tiny_op_time_takes_the_kinds_host_cost_unscaled():
     rng = np.random.default_rng(6)
-    frames = [_frame(name, 40, rng).assign(n_calls=400, n_python_calls=400, launch_overhead_s=tiny)
-              for name, tiny in (("cpu-fast", 2e-6), ("cpu-slow", 4e-6))]
-    frame = pd.concat(frames, ignore_index=True)
-    time_s = (frame["ops_s"] + 3 * frame["launch_overhead_s"] * frame["n_calls"]).to_numpy()
-    model = StepTimeModel().fit(frame, time_s, np.array([f"fam{i % 5}" for i in range(80)]))
+    model = _two_cpus_paying_three_tiny_ops_per_call(rng)
     # a spec-only CPU: no tiny-op time of its own (NaN), so the kind's median device's host cost
     spec = _frame("cpu-spec", 8, rng).assign(ops_s=1e-5, n_calls=400, n_python_calls=400, launch_overhead_s=np.nan)
     predicted = model.predict(spec)[:, 1]
