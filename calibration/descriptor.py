@@ -129,8 +129,9 @@ def peak_key(dtype: str, category: str, precision: str, kind: str, has_tf32: boo
     """Descriptor dtype key of the peak FLOP/s that bounds one op.
 
     fp32 matmul-like ops use ``tf32`` under ``--precision tf32`` on a GPU. fp32 convolutions on a GPU use
-    ``tf32`` at ``--precision fp32`` too: cuDNN runs them as TF32 by default (``torch.backends.cudnn.allow_tf32``
-    is on, unlike ``torch.backends.cuda.matmul.allow_tf32``); ``fp32-strict`` is fp32 with both switched off,
+    ``tf32`` at every precision but ``fp32-strict`` (an fp32 convolution left in a ``bf16`` step too): cuDNN runs
+    them as TF32 by default (``torch.backends.cudnn.allow_tf32`` is on, unlike
+    ``torch.backends.cuda.matmul.allow_tf32``); ``fp32-strict`` is fp32 with both switched off,
     as microbenchmark rows of dtype ``float32`` and published fp32 benchmarks run. A GPU without TF32 tensor
     cores (``has_tf32`` false: Volta, Turing, Pascal) runs them on its fp32 peak.
 
@@ -147,6 +148,6 @@ def peak_key(dtype: str, category: str, precision: str, kind: str, has_tf32: boo
         return "fp32"
     if key != "fp32" or kind != "gpu" or not has_tf32 or category not in TF32_CATEGORIES:
         return key
-    if precision == "tf32" or (category == "conv" and precision in ("fp32", "bf16", "fp16", "bf16-pure", "fp16-pure")):
+    if precision == "tf32" or (category == "conv" and precision != "fp32-strict"):
         return "tf32"
     return key
