@@ -71,23 +71,14 @@ def sized_design(z: np.ndarray) -> np.ndarray:
     return out
 
 
-def _ridge(z: np.ndarray, y: np.ndarray, alpha: float, weights: np.ndarray | None = None,
-           devices: np.ndarray | None = None) -> np.ndarray:
-    """Ridge coefficients, rows weighted by ``weights`` (default 1); the intercept (first column) is not penalised.
-
-    ``devices``: see :func:`_ridge_levels`; the intercept returned is then the median of the device levels.
-    """
-    return _ridge_levels(z, y, alpha, weights, devices)[0]
-
-
 def _ridge_levels(z: np.ndarray, y: np.ndarray, alpha: float, weights: np.ndarray | None = None,
                   devices: np.ndarray | None = None) -> tuple[np.ndarray, dict[str, float]]:
-    """Ridge coefficients (as :func:`_ridge`) and, with ``devices``, the level of each device.
+    """Ridge coefficients, rows weighted by ``weights`` (default 1), and with ``devices`` the level of each device.
 
-    ``devices`` (a kind stage's rows): each device gets a level of its own and the slopes are fitted within
-    devices: a device that measured only training steps says nothing of training against inference, its level
-    takes its whole offset. The intercept is the median of the device levels: a typical device of the kind, not
-    one whose harness or op-model level stands apart.
+    The intercept (first column) is not penalised. ``devices`` (a kind stage's rows): each device gets a level of
+    its own and the slopes are fitted within devices: a device that measured only training steps says nothing of
+    training against inference, its level takes its whole offset. The intercept is then the median of the device
+    levels: a typical device of the kind, not one whose harness or op-model level stands apart.
     """
     w = np.ones(len(y)) if weights is None else np.asarray(weights, float)
     if devices is None:
@@ -144,7 +135,7 @@ class LogLinearStage:
             ``self``.
         """
         z, y = sized_design(z), np.asarray(log_ratio, float)
-        self.coef_ = _ridge(z, y, self.alpha, weights, devices)
+        self.coef_ = _ridge_levels(z, y, self.alpha, weights, devices)[0]
         self.z_min_, self.z_max_ = z.min(axis=0), z.max(axis=0)
         resid = held_out_residuals(z, y, groups, self.alpha, devices)
         self.resid_q_ = [float(np.quantile(resid, q)) for q in self.quantiles]
