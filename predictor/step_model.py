@@ -168,6 +168,30 @@ class LogLinearStage:
         out.n_rows_ = len(y)
         return out
 
+    def measured_one_mode(self) -> bool:
+        """Whether every fitted row had the same train flag (a device that measured training or inference only)."""
+        check_fitted(self, "coef_")
+        return bool(self.z_min_[-1] == self.z_max_[-1])
+
+    def with_mode_offset(self, train_offset: float) -> LogLinearStage:
+        """A copy of a one-mode stage (:meth:`measured_one_mode`) with ``train_offset`` (ln) between its modes.
+
+        A device that measured one mode says nothing of the other: its fit puts the whole level in the intercept,
+        and the train flag, constant in its rows, is clipped to that mode at prediction. The copy predicts the
+        measured mode as before and the other mode ``train_offset`` away from it (its kind's within-device
+        train-over-inference offset, :meth:`_StageSet._lend_mode_offset`).
+        """
+        check_fitted(self, "coef_")
+        out = LogLinearStage(self.alpha, self.quantiles)
+        out.coef_ = self.coef_.copy()
+        if self.z_min_[-1] > 0.5:  # training measured: its rows' level (intercept + flag) stays where it was
+            out.coef_[0] += self.coef_[-1] - train_offset
+        out.coef_[-1] = train_offset
+        out.z_min_, out.z_max_ = self.z_min_.copy(), self.z_max_.copy()
+        out.z_min_[-1], out.z_max_[-1] = 0.0, 1.0
+        out.resid_q_, out.held_out_, out.n_rows_ = list(self.resid_q_), self.held_out_, self.n_rows_
+        return out
+
     def predict(self, z: np.ndarray) -> np.ndarray:
         """Predicted log-ratio quantiles, shape ``(n, 3)``."""
         check_fitted(self, "coef_")
@@ -255,6 +279,21 @@ class _StageSet:
         if key.startswith("kind:") or len(f) >= MIN_STEPS_FULL:
             return None
         return self.stages_.get(f"kind:{f['kind'].iloc[0]}")
+
+    def _lend_mode_offset(self, key: str, f: pd.DataFrame, stage: LogLinearStage) -> LogLinearStage:
+        """``stage`` (device ``key``'s own), given its kind's train-over-inference offset if it measured one mode.
+
+        The kind stage learns that offset within devices that measured both modes (:func:`_ridge_levels`); a
+        device with steps of one mode only (our H200 trained, never ran inference) otherwise prices the other
+        mode at the measured mode's level. Kept as fitted: a kind stage, a stage that measured both modes, or a
+        kind whose own stage does not span both.
+        """
+        if key.startswith("kind:") or not stage.measured_one_mode():
+            return stage
+        kind = self.stages_.get(f"kind:{f['kind'].iloc[0]}")
+        if kind is None or kind["stage"].measured_one_mode():
+            return stage
+        return stage.with_mode_offset(float(kind["stage"].coef_[-1]))
 
     @staticmethod
     def _choice_groups(key: str, f: pd.DataFrame, groups: np.ndarray | None) -> tuple[np.ndarray | None, bool]:
@@ -435,8 +474,8 @@ class StepTimeModel(_StageSet):
                 cost, ratio, design = min(grid, key=lambda crd, f=f, y=y, h=held, c=centred, k=scale: self._loss(
                     f, y, h, crd[0] * k, *crd[1:], centred=c))
                 base = base_step_time_s(f, cost * scale, ratio)
-                stage = LogLinearStage(self.alpha).fit(time_design(f, base, design), y - np.log(base), g,
-                                                       **self._kind_fit(key, f))
+                stage = self._lend_mode_offset(key, f, LogLinearStage(self.alpha).fit(
+                    time_design(f, base, design), y - np.log(base), g, **self._kind_fit(key, f)))
             self.stages_[key] = {"host_cost_s": float(cost), "internal_ratio": float(ratio), "design": design,
                                  "host_reference_s": reference, "stage": stage}
         return self
@@ -528,7 +567,8 @@ class StepEnergyModel(_StageSet):
                 held, centred = self._choice_groups(key, f, g)
                 design = min(ENERGY_DESIGNS, key=lambda dz, f=f, base=base, y=y, h=held, c=centred: self._loss(
                     energy_design(f, base, dz), y, h, c))
-                stage = LogLinearStage(self.alpha).fit(energy_design(f, base, design), y, g, **self._kind_fit(key, f))
+                stage = self._lend_mode_offset(key, f, LogLinearStage(self.alpha).fit(
+                    energy_design(f, base, design), y, g, **self._kind_fit(key, f)))
             self.stages_[key] = {"design": design, "stage": stage}
         return self
 

@@ -248,6 +248,38 @@ def test_a_kind_stage_learns_train_against_infer_within_devices_and_takes_the_me
     assert np.median(ratio[infer]) == pytest.approx(1.0, rel=0.06)  # the median device level, not pulled to 1.6
 
 
+def test_a_device_that_measured_one_mode_prices_the_other_with_its_kinds_train_offset():
+    rng = np.random.default_rng(5)
+    both = [_frame(f"cpu-{i}", 30, rng) for i in range(3)]  # train steps 1.2x inference on these
+    train_only = _frame("cpu-train-only", 40, rng).assign(mode="train")  # its own stage, training only, 1.5x
+    infer_only = _frame("cpu-infer-only", 40, rng).assign(mode="infer")  # its own stage, inference only, 0.8x
+    frame = pd.concat([*both, train_only, infer_only], ignore_index=True)
+    scale = frame["hardware"].map({"cpu-train-only": 1.5, "cpu-infer-only": 0.8}).fillna(1.0).to_numpy()
+    time_s = frame["ops_s"].to_numpy() * scale * np.where(frame["mode"] == "train", 1.2, 1.0)
+    model = StepTimeModel().fit(frame, time_s, np.array([f"fam{i % 5}" for i in range(len(frame))]))
+    for device, level in (("cpu-train-only", 1.5), ("cpu-infer-only", 0.8)):
+        assert model.stages_[device]["stage"].n_rows_ == 40  # its own stage, not the kind's
+        probe = _frame(device, 8, rng).assign(n_calls=0)
+        ratio = model.predict(probe)[:, 1] / probe["ops_s"].to_numpy()
+        train = (probe["mode"] == "train").to_numpy()
+        assert np.median(ratio[~train]) == pytest.approx(level, rel=0.06)
+        assert np.median(ratio[train]) == pytest.approx(1.2 * level, rel=0.06)  # was its measured mode's level
+
+
+def test_a_one_mode_stage_keeps_its_measured_mode_and_moves_the_other_by_the_offset():
+    from flopcast.predictor.step_model import LogLinearStage
+
+    z = np.column_stack([np.ones(20), np.linspace(-1, 1, 20), np.ones(20)])  # intercept, a slope, train flag
+    stage = LogLinearStage().fit(z, 0.3 + 0.1 * z[:, 1])
+    assert stage.measured_one_mode()
+    lent = stage.with_mode_offset(0.25)
+    assert not lent.measured_one_mode()
+    probe = np.array([[1.0, 0.5, 1.0], [1.0, 0.5, 0.0]])
+    assert lent.predict(probe)[0, 1] == pytest.approx(stage.predict(probe)[0, 1])  # the measured mode as fitted
+    assert lent.predict(probe)[0, 1] - lent.predict(probe)[1, 1] == pytest.approx(0.25)
+    assert stage.predict(probe)[1, 1] == pytest.approx(stage.predict(probe)[0, 1])  # unlent: clipped to train
+
+
 def _two_cpus_paying_three_tiny_ops_per_call(rng: np.random.Generator) -> StepTimeModel:
     """Steps of two CPUs whose per-call host cost is 3x their tiny-op time (2 us and 4 us); op sums exact."""
     frames = [_frame(name, 40, rng).assign(n_calls=400, n_python_calls=400, launch_overhead_s=tiny)
