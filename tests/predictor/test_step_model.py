@@ -266,6 +266,27 @@ def test_a_device_that_measured_one_mode_prices_the_other_with_its_kinds_train_o
         assert np.median(ratio[train]) == pytest.approx(1.2 * level, rel=0.06)  # was its measured mode's level
 
 
+def test_an_energy_stage_of_one_mode_takes_its_kinds_train_offset_too():
+    from flopcast.predictor.step_model import StepEnergyModel
+
+    rng = np.random.default_rng(8)
+    parts = []
+    for device, n in (("cpu-a", 40), ("cpu-b", 40), ("cpu-train-only", 40)):
+        frame, _ = _energy_frame(n, rng)
+        parts.append(frame.assign(hardware=device, kind="cpu"))
+    frame = pd.concat(parts, ignore_index=True)
+    frame.loc[frame["hardware"] == "cpu-train-only", "mode"] = "train"
+    groups = np.array([f"fam{i % 5}" for i in range(len(frame))])
+    base = frame["energy_base_j"].to_numpy()
+    energy = base * np.where(frame["mode"] == "train", 1.3, 1.0)  # training draws 1.3x on every device
+    model = StepEnergyModel().fit(frame, energy, groups)
+    probe = frame[frame["hardware"] == "cpu-train-only"].head(8).assign(mode=["train", "infer"] * 4)
+    ratio = model.predict(probe)[:, 1] / probe["energy_base_j"].to_numpy()
+    train = (probe["mode"] == "train").to_numpy()
+    assert np.median(ratio[train]) == pytest.approx(1.3, rel=0.05)
+    assert np.median(ratio[~train]) == pytest.approx(1.0, rel=0.05)  # was 1.3: the measured mode's level
+
+
 def test_a_one_mode_stage_keeps_its_measured_mode_and_moves_the_other_by_the_offset():
     from flopcast.predictor.step_model import LogLinearStage
 
