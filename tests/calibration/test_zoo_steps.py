@@ -26,6 +26,27 @@ def test_cpu_peak_memory_counts_the_largest_live_set():
     assert 6 * 2**20 <= peak < 6.5 * 2**20  # 4 MiB + 2 MiB
 
 
+def test_garbage_of_an_earlier_window_freed_in_this_one_does_not_cut_its_peak():
+    import gc
+
+    held = {}
+
+    def earlier():  # a campaign's previous step: 16 MiB allocated under the profiler, left in a reference cycle
+        cycle = [torch.empty(1 << 22, dtype=torch.float32)]
+        cycle.append(cycle)
+        held["cycle"] = cycle
+
+    cpu_peak_memory_bytes(earlier)
+    held.clear()  # garbage now: the profiler would report its free, -16 MiB, in whichever window collects it
+
+    def work():
+        gc.collect()  # what the cycle collector may do at any allocation
+        a = torch.empty(1 << 18, dtype=torch.float32)  # 1 MiB
+        del a
+
+    assert 2**20 <= cpu_peak_memory_bytes(work) < 1.1 * 2**20  # was 0
+
+
 def test_step_configs_cover_batch_precision_mode():
     configs = step_configs(["mlp-small"], "cpu", batch_sizes=(1, 4), precisions=("fp32", "bf16"))
     assert len(configs) == 8
