@@ -72,3 +72,19 @@ def test_a_composed_step_carries_the_devices_own_tiny_op_time_and_nan_for_its_ki
     t4 = get_hardware("t4")  # no rows, no measured overhead: its kind's, which the step stage does not scale
     assert math.isnan(compose(model, ops, t4, "fp32").launch_overhead_s)
     assert compose(model, ops, replace(t4, launch_overhead_s=7e-6), "fp32").launch_overhead_s == pytest.approx(7e-6)
+
+
+def test_a_gpu_step_is_composed_at_the_least_harness_overhead_of_the_models_gpus(model):
+    import copy
+
+    from tests.datasets.synthetic import op_rows
+
+    ops = op_rows(40).assign(python_call=True)
+    own = model.hardware[GPU.name]["overhead_s"]
+    slow = copy.copy(model)  # the same GPU, timed by a harness with a 40x larger fixed cost per call
+    slow.hardware = {**model.hardware, GPU.name: {**model.hardware[GPU.name], "overhead_s": 40 * own}}
+    assert slow.view(GPU).launch_overhead_s == pytest.approx(40 * own)
+    slow.hardware = {**slow.hardware, "other-gpu": {**model.hardware[GPU.name], "overhead_s": own}}  # another's
+    # its kernels run as long whatever harness timed its microbenchmarks: the step's op times are the same
+    assert compose(slow, ops, GPU, "fp32").ops_s == pytest.approx(compose(model, ops, GPU, "fp32").ops_s)
+    assert compose(slow, ops, GPU, "fp32").launch_overhead_s == pytest.approx(40 * own)  # its own tiny-op time
