@@ -178,7 +178,8 @@ def with_device_stages(model: CostModel, campaign: Dataset, d: HardwareDescripto
     own = {"descriptor": campaign.descriptors[name], "op_rows": len(mb), "energy_source": "none",
            **fitted_overheads(mb, view)}
     local = CostModel(model.op_time, model.op_power, StepTimeModel(), StepEnergyModel(), MemoryModel(),
-                      hardware={name: own}, imputed_eff=model.imputed_eff, info=model.info)
+                      hardware={**model.hardware, name: own}, imputed_eff=model.imputed_eff, info=model.info)
+    # the model's devices beside it: a GPU's steps are composed as predict composes them (the least GPU overhead)
     steps, frame = composed_steps(local, trusted_rows(campaign.steps), {name: d}, analyse)
     fit_step_stages(local, steps, frame, kinds_from=model)
     own.update(step_rows=len(steps), energy_source=energy_source(steps))
