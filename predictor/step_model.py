@@ -13,6 +13,7 @@ A CPU kind stage's host cost scales with each CPU's tiny-op time (:data:`HOST_SC
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -152,9 +153,8 @@ class LogLinearStage:
         held-out residual quantiles.
         """
         check_fitted(self, "coef_")
-        out = LogLinearStage(self.alpha, self.quantiles)
+        out = copy.deepcopy(self)
         z, y = np.asarray(z, float), np.asarray(log_ratio, float)
-        out.coef_ = self.coef_.copy()
         resid = y - np.clip(z, self.z_min_, self.z_max_) @ self.coef_
         train = z[:, -1] > 0.5  # the design's last column is the train flag
         if train.any() and (~train).any():  # both modes measured: a level for each
@@ -162,9 +162,6 @@ class LogLinearStage:
             out.coef_[-1] += float(np.median(resid[train]) - np.median(resid[~train]))
         else:
             out.coef_[0] += float(np.median(resid))
-        out.z_min_, out.z_max_ = self.z_min_.copy(), self.z_max_.copy()
-        out.resid_q_ = list(self.resid_q_)
-        out.held_out_ = self.held_out_
         out.n_rows_ = len(y)
         return out
 
@@ -182,14 +179,11 @@ class LogLinearStage:
         train-over-inference offset, :meth:`_StageSet._lend_mode_offset`).
         """
         check_fitted(self, "coef_")
-        out = LogLinearStage(self.alpha, self.quantiles)
-        out.coef_ = self.coef_.copy()
+        out = copy.deepcopy(self)
         if self.z_min_[-1] > 0.5:  # training measured: its rows' level (intercept + flag) stays where it was
             out.coef_[0] += self.coef_[-1] - train_offset
         out.coef_[-1] = train_offset
-        out.z_min_, out.z_max_ = self.z_min_.copy(), self.z_max_.copy()
         out.z_min_[-1], out.z_max_[-1] = 0.0, 1.0
-        out.resid_q_, out.held_out_, out.n_rows_ = list(self.resid_q_), self.held_out_, self.n_rows_
         return out
 
     def predict(self, z: np.ndarray) -> np.ndarray:
