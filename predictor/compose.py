@@ -89,8 +89,10 @@ class OpTimes:
         q: time quantiles (10 / 50 / 90 %) of each row, repeats included, s, shape ``(n, 3)``.
         repeat: how many times each row's kernel runs (a fused RNN's per-step kernels: T).
         known: whether the row's category had a trained op model (else the roofline fallback).
-        launch_overhead_s: the device's per-op launch overhead the op model used, s.
-        overhead_measured: whether that overhead is the device's own, not its kind's or the prior
+        launch_overhead_s: the per-op launch overhead the op model used, s (a GPU's: the least of the model's
+            GPUs, :func:`kernel_harness_overhead_s`).
+        device_overhead_s: the device's own tiny-op time, s (its fitted, measured or kind's launch overhead).
+        overhead_measured: whether ``device_overhead_s`` is the device's own, not its kind's or the prior
             (:attr:`~flopcast.predictor.featurize.HardwareView.overhead_measured`).
     """
 
@@ -100,6 +102,7 @@ class OpTimes:
     repeat: np.ndarray
     known: np.ndarray
     launch_overhead_s: float
+    device_overhead_s: float
     overhead_measured: bool = True
 
 
@@ -112,16 +115,17 @@ def op_times(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisi
     inner = work.pop("inner").to_numpy(bool) | ~work.pop("python_call").to_numpy(bool)
     if d.kind == "gpu":  # kernels queue asynchronously: the device runs each for its kernel time alone, while
         inner[:] = True  # the host's dispatch of every call is the step stage's host time (max of the two)
-    hw = model.view(d)
+    own = hw = model.view(d)
     if d.kind == "gpu":  # kernel times: as the least fixed cost per call any measured GPU's harness has
-        hw = replace(hw, launch_overhead_s=min(hw.launch_overhead_s, kernel_harness_overhead_s(model, hw)))
+        hw = replace(own, launch_overhead_s=min(own.launch_overhead_s, kernel_harness_overhead_s(model, own)))
     f = featurize(work, hw, precision)
     overhead = hw.row_overheads_s(f)  # a backward row's: one microbenchmarked autograd.grad call
     q, known = op_quantiles(model, f, overhead, model.offsets(d))
     if inner.any():  # run from C++ (a fused op's kernels, a composite's parts, backward): no Python overhead
         q[inner] = inner_kernel_time_s(q[inner], f["roofline_s"].to_numpy()[inner], overhead[inner], d.kind)
     # a kernel run T times: its time, T times
-    return OpTimes(work, f, q * repeat[:, None], repeat, known, hw.launch_overhead_s, hw.overhead_measured)
+    return OpTimes(work, f, q * repeat[:, None], repeat, known, hw.launch_overhead_s, own.launch_overhead_s,
+                   own.overhead_measured)
 
 
 def kernel_harness_overhead_s(model: CostModel, hw: HardwareView) -> float:
@@ -171,7 +175,7 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
         extrapolated_share=float(q[out_of_range, 1].sum() / total) if total > 0 else 0.0,
         hardware_out_of_range=_hardware_outside(f, ranges, d.kind),
         category_s={str(k): float(v) for k, v in by_category.items()},
-        launch_overhead_s=float(model.view(d).launch_overhead_s) if t.overhead_measured else math.nan,
+        launch_overhead_s=float(t.device_overhead_s) if t.overhead_measured else math.nan,
     )
 
 
