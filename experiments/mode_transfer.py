@@ -30,6 +30,7 @@ from result_tables import write_result
 from flopcast.datasets.loader import load_datasets, trusted_rows
 from flopcast.predictor.analysis_cache import zoo_step
 from flopcast.predictor.metrics import error_metrics
+from flopcast.predictor.model import CostModel
 from flopcast.predictor.step_model import MIN_STEPS
 from flopcast.predictor.training import FitConfig, composed_steps, descriptors_of, fit_op_stage, fit_step_stages
 
@@ -48,7 +49,7 @@ def as_other_mode(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(mode=np.where(frame["mode"] == "train", "infer", "train"))
 
 
-def held_mode_rows(model, steps: pd.DataFrame, frame: pd.DataFrame, device: str, mode: str) -> pd.DataFrame:
+def held_mode_rows(model: CostModel, steps: pd.DataFrame, frame: pd.DataFrame, device: str, mode: str) -> pd.DataFrame:
     """Predictions of ``device``'s ``mode`` steps by step stages fitted without them (both readings)."""
     held = ((steps["hardware"] == device) & (steps["mode"] == mode)).to_numpy()
     m = stage_copy(model)
