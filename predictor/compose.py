@@ -247,11 +247,16 @@ def _hardware_outside(f: pd.DataFrame, ranges: dict[str, list[float]], kind: str
 
 
 def step_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
-    """The step frame of composed steps: one dict per step with ``hardware``, ``kind``, ``mode`` and a ComposedStep."""
+    """The step frame of composed steps: one dict per step.
+
+    Each dict has ``hardware``, ``kind``, ``mode``, ``composed`` (a :class:`ComposedStep`) and optionally ``stack``
+    (:func:`~flopcast.predictor.device_traits.software_stack`; "" when not given).
+    """
     out = []
     for r in rows:
         c: ComposedStep = r["composed"]  # type: ignore[assignment]
-        out.append({"hardware": r["hardware"], "kind": r["kind"], "mode": r["mode"], "ops_s": c.ops_s,
+        out.append({"hardware": r["hardware"], "kind": r["kind"], "stack": r.get("stack", ""), "mode": r["mode"],
+                    "ops_s": c.ops_s,
                     "ops_p10_s": c.ops_p10_s, "ops_p90_s": c.ops_p90_s, "n_ops": c.n_ops, "n_calls": c.n_calls,
                     "n_python_calls": c.n_python_calls,
                     "launch_bound_share": c.launch_bound_share, "power_share": c.power_share,

@@ -73,3 +73,20 @@ def _number(value: Any) -> float:
 def _compute_capability(text: str) -> float:
     major, _, minor = text.partition(".")
     return int(major) + int(minor or 0) / 10 if major.isdigit() and (minor or "0").isdigit() else math.nan
+
+
+def software_stack(d: HardwareDescriptor) -> str:
+    """The GPU software stack a device runs under, ``cuda`` or ``rocm`` ("" for a CPU or an unknown GPU).
+
+    A framework's backward kernels are its vendor's libraries (cuBLAS / cuDNN against rocBLAS / MIOpen): how
+    much slower a training step runs than its forward ops suggest is a property of the stack as much as of the
+    chip (:meth:`flopcast.predictor.step_model._StageSet._fit_stacks`).
+    """
+    if d.kind != "gpu":
+        return ""
+    name = (d.vendor_name or d.name).lower()
+    if device_extra(d).get("compute_capability") or "nvidia" in name or "tesla" in name:
+        return "cuda"
+    if "amd" in name or "instinct" in name or "radeon" in name:
+        return "rocm"
+    return ""

@@ -23,6 +23,7 @@ from flopcast.features.config import AnalyzeConfig
 from flopcast.predictor.analysis_cache import StepAnalysis
 from flopcast.predictor.carbon import carbon_intensity_g_per_kwh
 from flopcast.predictor.compose import ComposedStep, compose, step_frame
+from flopcast.predictor.device_traits import software_stack
 from flopcast.predictor.featurize import analysis_device
 from flopcast.predictor.memory import CONTEXT_BYTES, blas_workspace_bytes, fits_in_memory
 from flopcast.predictor.model import CostModel
@@ -199,7 +200,7 @@ def predict_on(model: CostModel, step: StepAnalysis, d: HardwareDescriptor, prec
     calibrated = trained is not None if calibrated is None else calibrated
     name = trained or d.name
     c = compose(model, step.ops, d, precision)
-    frame = step_frame([{"hardware": name, "kind": d.kind, "mode": mode, "composed": c}])
+    frame = step_frame([{"hardware": name, "kind": d.kind, "stack": software_stack(d), "mode": mode, "composed": c}])
     t = tuple(float(x) for x in model.step_time.predict(frame)[0])
     frame["energy_base_j"] = step_energy_base_j(np.array([t[1]]), np.array([c.ops_s]), np.array([c.power_share]), d)
     e_at_median_time = model.step_energy.predict(frame)[0]

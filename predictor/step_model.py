@@ -186,6 +186,13 @@ class LogLinearStage:
         out.z_min_[-1], out.z_max_[-1] = 0.0, 1.0
         return out
 
+    def with_train_offset(self, train_offset: float) -> LogLinearStage:
+        """A copy whose train flag is ``train_offset`` (ln), everything else as fitted (a software stack's offset)."""
+        check_fitted(self, "coef_")
+        out = copy.deepcopy(self)
+        out.coef_[-1] = float(train_offset)
+        return out
+
     def predict(self, z: np.ndarray) -> np.ndarray:
         """Predicted log-ratio quantiles, shape ``(n, 3)``."""
         check_fitted(self, "coef_")
@@ -255,8 +262,20 @@ def held_out_loss(z: np.ndarray, y: np.ndarray, groups: np.ndarray | None, alpha
     return float(np.mean(np.abs(r)))
 
 
+def stack_of(f: pd.DataFrame) -> str:
+    """The software stack of a frame's (first) device: its ``stack`` column, "" without one."""
+    if "stack" not in f or not len(f):
+        return ""
+    value = f["stack"].iloc[0]
+    return value if isinstance(value, str) else ""
+
+
 class _StageSet:
-    """Stages keyed by hardware name, pooled ``kind:<kind>`` stages, and the prior for the rest."""
+    """Stages keyed by hardware name, pooled ``kind:<kind>`` and ``kind:<kind>:<stack>`` stages, and the prior.
+
+    A ``kind:<kind>:<stack>`` stage is its kind's with the train-over-inference offset of the devices of one
+    software stack (:meth:`_fit_stacks`); a device without a stage of its own takes its stack's, else its kind's.
+    """
 
     stages_: dict[str, dict[str, Any]] | None = None
 
@@ -272,7 +291,38 @@ class _StageSet:
         """
         if key.startswith("kind:") or len(f) >= MIN_STEPS_FULL:
             return None
-        return self.stages_.get(f"kind:{f['kind'].iloc[0]}")
+        return self._kind_entry(f)
+
+    def _kind_entry(self, f: pd.DataFrame) -> dict[str, Any] | None:
+        """The pooled stage of ``f``'s device: its software stack's (:meth:`_fit_stacks`), else its kind's."""
+        kind, stack = f["kind"].iloc[0], stack_of(f)
+        return self.stages_.get(f"kind:{kind}:{stack}") if stack and f"kind:{kind}:{stack}" in self.stages_ \
+            else self.stages_.get(f"kind:{kind}")
+
+    def _fit_stacks(self, key: str, f: pd.DataFrame, z: np.ndarray, log_ratio: np.ndarray) -> None:
+        """Beside kind stage ``key``, one stage per software stack with that stack's train-over-inference offset.
+
+        A kind stage learns one train offset within its devices that measured both modes. That offset is a
+        property of the framework's backward kernels as much as of the chip: in NeuSight's labels a training step
+        over its summed ops runs 0.09-0.13 ln above inference on the AMD GPUs (ROCm), 0.04 on the V100 (CUDA).
+        Each stack whose devices measured both modes gets a copy of the kind stage whose train flag is moved by the
+        median over those devices of their own offset against the kind's (train less inference median residual);
+        the kind stage stays for devices of other stacks.
+        """
+        if not key.startswith("kind:") or "stack" not in f:
+            return
+        entry = self.stages_[key]
+        stage: LogLinearStage = entry["stage"]
+        resid = np.asarray(log_ratio, float) - np.clip(np.asarray(z, float), stage.z_min_, stage.z_max_) @ stage.coef_
+        hardware, stacks = f["hardware"].astype(str).to_numpy(), f["stack"].fillna("").astype(str).to_numpy()
+        train = (f["mode"] == "train").to_numpy()
+        for stack in sorted(set(stacks) - {""}):
+            offsets = [float(np.median(resid[(hardware == h) & train]) - np.median(resid[(hardware == h) & ~train]))
+                       for h in np.unique(hardware[stacks == stack])
+                       if ((hardware == h) & train).any() and ((hardware == h) & ~train).any()]
+            if offsets:
+                self.stages_[f"{key}:{stack}"] = {
+                    **entry, "stage": stage.with_train_offset(stage.coef_[-1] + float(np.median(offsets)))}
 
     def _lend_mode_offset(self, key: str, f: pd.DataFrame, stage: LogLinearStage) -> LogLinearStage:
         """``stage`` (device ``key``'s own), given its kind's train-over-inference offset if it measured one mode.
@@ -284,7 +334,7 @@ class _StageSet:
         """
         if key.startswith("kind:") or not stage.measured_one_mode():
             return stage
-        kind = self.stages_.get(f"kind:{f['kind'].iloc[0]}")
+        kind = self._kind_entry(f)
         if kind is None or kind["stage"].measured_one_mode():
             return stage
         return stage.with_mode_offset(float(kind["stage"].coef_[-1]))
@@ -325,10 +375,10 @@ class _StageSet:
         keys += [(str(h), (frame["hardware"] == h).to_numpy()) for h in sorted(frame["hardware"].unique())]
         return [(k, rows) for k, rows in keys if rows.sum() >= self.min_steps]
 
-    def stage_key(self, hardware: str, kind: str) -> str | None:
-        """The stage used for a device: its own, its kind's, or ``None`` (prior)."""
+    def stage_key(self, hardware: str, kind: str, stack: str = "") -> str | None:
+        """The stage used for a device: its own, its software stack's, its kind's, or ``None`` (prior)."""
         check_fitted(self, "stages_")
-        for key in (hardware, f"kind:{kind}"):
+        for key in (hardware, *([f"kind:{kind}:{stack}"] if stack else []), f"kind:{kind}"):
             if key in self.stages_:
                 return key
         return None
@@ -472,6 +522,7 @@ class StepTimeModel(_StageSet):
                     time_design(f, base, design), y - np.log(base), g, **self._kind_fit(key, f)))
             self.stages_[key] = {"host_cost_s": float(cost), "internal_ratio": float(ratio), "design": design,
                                  "host_reference_s": reference, "stage": stage}
+            self._fit_stacks(key, f, time_design(f, base, design), y - np.log(base))
         return self
 
     def _loss(self, f: pd.DataFrame, y: np.ndarray, groups: np.ndarray | None, cost: float | np.ndarray,
@@ -493,7 +544,7 @@ class StepTimeModel(_StageSet):
         out = np.empty((len(frame), 3))
         for i, (_, row) in enumerate(frame.iterrows()):
             one = frame.iloc[[i]]
-            key = self.stage_key(str(row["hardware"]), str(row["kind"]))
+            key = self.stage_key(str(row["hardware"]), str(row["kind"]), stack_of(one))
             if key is None:
                 base = base_step_time_s(one, PRIOR_HOST_COST_S.get(str(row["kind"]), 1.5e-5))
                 log_q = np.array([[PRIOR_LOG_INTERVAL[0], 0.0, PRIOR_LOG_INTERVAL[1]]])
@@ -564,6 +615,7 @@ class StepEnergyModel(_StageSet):
                 stage = self._lend_mode_offset(key, f, LogLinearStage(self.alpha).fit(
                     energy_design(f, base, design), y, g, **self._kind_fit(key, f)))
             self.stages_[key] = {"design": design, "stage": stage}
+            self._fit_stacks(key, f, energy_design(f, base, design), y)
         return self
 
     def _loss(self, z: np.ndarray, y: np.ndarray, groups: np.ndarray | None, centred: bool = False) -> float:
@@ -579,7 +631,7 @@ class StepEnergyModel(_StageSet):
         base = frame["energy_base_j"].to_numpy(float)
         out = np.empty((len(frame), 3))
         for i, (_, row) in enumerate(frame.iterrows()):
-            key = self.stage_key(str(row["hardware"]), str(row["kind"]))
+            key = self.stage_key(str(row["hardware"]), str(row["kind"]), stack_of(frame.iloc[[i]]))
             if key is None:
                 log_q = np.array([PRIOR_LOG_INTERVAL[0], 0.0, PRIOR_LOG_INTERVAL[1]])
             else:

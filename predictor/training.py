@@ -24,6 +24,7 @@ from flopcast.features.version import flopcast_version
 from flopcast.predictor.analysis_cache import StepAnalysis, zoo_step
 from flopcast.predictor.compose import compose, step_frame
 from flopcast.predictor.device_offsets import fit_offset_model
+from flopcast.predictor.device_traits import software_stack
 from flopcast.predictor.featurize import HardwareView, analysis_device, featurize
 from flopcast.predictor.memory import MemoryModel
 from flopcast.predictor.model import CostModel
@@ -253,7 +254,7 @@ def composed_steps(model: CostModel, steps: pd.DataFrame, descs: dict[str, Hardw
             log.warning("skipping measured step %s: %s", r["model"], e)
             continue
         kept.append(i)
-        rows.append({"hardware": d.name, "kind": d.kind, "mode": r["mode"],
+        rows.append({"hardware": d.name, "kind": d.kind, "stack": software_stack(d), "mode": r["mode"],
                      "composed": compose(model, step.ops, d, str(r["precision"])),
                      "est": step.peak_memory_bytes, "flops": float(step.ops["flops"].fillna(0).sum())})
     out = steps.loc[kept].reset_index(drop=True)

@@ -330,3 +330,29 @@ def test_a_cpu_priced_with_its_kinds_tiny_op_time_takes_the_kinds_host_cost_unsc
     spec = _frame("cpu-spec", 8, rng).assign(ops_s=1e-5, n_calls=400, n_python_calls=400, launch_overhead_s=np.nan)
     predicted = model.predict(spec)[:, 1]
     assert np.median(predicted / (1e-5 + 9e-6 * 400)) == pytest.approx(1.0, rel=0.2)
+
+
+def test_a_software_stack_takes_its_own_devices_train_offset_from_the_kind_stage():
+    """Training runs 1.12x inference on two ROCm GPUs and 1.04x on one CUDA GPU (their op sums alike)."""
+    rng = np.random.default_rng(7)
+    offsets = {"gpu-rocm-a": 1.12, "gpu-rocm-b": 1.12, "gpu-cuda-a": 1.04}
+    parts = [_frame(h, 30, rng).assign(kind="gpu", stack=h.split("-")[1]) for h in offsets]
+    train_only = _frame("gpu-cuda-train-only", 40, rng).assign(kind="gpu", stack="cuda", mode="train")
+    frame = pd.concat([*parts, train_only], ignore_index=True).assign(n_calls=0, n_python_calls=0)
+    factor = frame["hardware"].map({**offsets, "gpu-cuda-train-only": 1.04}).to_numpy()
+    time_s = frame["ops_s"].to_numpy() * np.where(frame["mode"] == "train", factor, 1.0)
+    model = StepTimeModel().fit(frame, time_s, np.array([f"fam{i % 5}" for i in range(len(frame))]))
+    kind_flag = model.stages_["kind:gpu"]["stage"].coef_[-1]
+    assert kind_flag > np.log(1.07)  # pooled: the two ROCm devices weigh most
+    assert model.stage_key("gpu-new", "gpu", "cuda") == "kind:gpu:cuda"
+    assert model.stage_key("gpu-new", "gpu", "") == "kind:gpu"  # a GPU of no known stack: the kind's
+    for stack, expected in (("cuda", 1.04), ("rocm", 1.12)):
+        probe = _frame("gpu-new", 8, rng).assign(kind="gpu", stack=stack, n_calls=0, n_python_calls=0)
+        ratio = model.predict(probe)[:, 1] / probe["ops_s"].to_numpy()
+        train = (probe["mode"] == "train").to_numpy()
+        assert np.median(ratio[train]) / np.median(ratio[~train]) == pytest.approx(expected, rel=0.02)
+    # a CUDA device that measured training only lends inference its stack's offset, not the pooled one
+    probe = _frame("gpu-cuda-train-only", 8, rng).assign(kind="gpu", stack="cuda", n_calls=0, n_python_calls=0)
+    ratio = model.predict(probe)[:, 1] / probe["ops_s"].to_numpy()
+    train = (probe["mode"] == "train").to_numpy()
+    assert np.median(ratio[train]) / np.median(ratio[~train]) == pytest.approx(1.04, rel=0.02)
