@@ -284,7 +284,7 @@ class _StageSet:
         self.min_steps = min_steps
 
     def _borrowed_kind(self, key: str, f: pd.DataFrame) -> dict[str, Any] | None:
-        """The fitted stage of ``f``'s device kind when device ``key`` has too few steps for its own slopes.
+        """The pooled stage of ``f``'s device (:meth:`_kind_entry`) when device ``key`` has too few steps of its own.
 
         Such a device keeps the kind's slopes and fits only its own level (:meth:`LogLinearStage.shifted`).
         Kind stages are fitted first (:meth:`_keys` lists them first), so the kind's entry already exists.
@@ -325,7 +325,7 @@ class _StageSet:
                     **entry, "stage": stage.with_train_offset(stage.coef_[-1] + float(np.median(offsets)))}
 
     def _lend_mode_offset(self, key: str, f: pd.DataFrame, stage: LogLinearStage) -> LogLinearStage:
-        """``stage`` (device ``key``'s own), given its kind's train-over-inference offset if it measured one mode.
+        """``stage`` (device ``key``'s own), given its pooled stage's train offset (:meth:`_kind_entry`) if one mode.
 
         The kind stage learns that offset within devices that measured both modes (:func:`_ridge_levels`); a
         device with steps of one mode only (our H200 trained, never ran inference) otherwise prices the other
