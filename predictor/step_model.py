@@ -178,11 +178,9 @@ class LogLinearStage:
         measured mode as before and the other mode ``train_offset`` away from it (its kind's within-device
         train-over-inference offset, :meth:`_StageSet._lend_mode_offset`).
         """
-        check_fitted(self, "coef_")
-        out = copy.deepcopy(self)
+        out = self.with_train_offset(train_offset)
         if self.z_min_[-1] > 0.5:  # training measured: its rows' level (intercept + flag) stays where it was
             out.coef_[0] += self.coef_[-1] - train_offset
-        out.coef_[-1] = train_offset
         out.z_min_[-1], out.z_max_[-1] = 0.0, 1.0
         return out
 
@@ -293,11 +291,15 @@ class _StageSet:
             return None
         return self._kind_entry(f)
 
+    @staticmethod
+    def _pooled_keys(kind: str, stack: str) -> tuple[str, ...]:
+        """Keys of the pooled stages a device of ``kind`` and ``stack`` may take, first choice first."""
+        return (*([f"kind:{kind}:{stack}"] if stack else []), f"kind:{kind}")
+
     def _kind_entry(self, f: pd.DataFrame) -> dict[str, Any] | None:
         """The pooled stage of ``f``'s device: its software stack's (:meth:`_fit_stacks`), else its kind's."""
-        kind, stack = f["kind"].iloc[0], stack_of(f)
-        return self.stages_.get(f"kind:{kind}:{stack}") if stack and f"kind:{kind}:{stack}" in self.stages_ \
-            else self.stages_.get(f"kind:{kind}")
+        keys = self._pooled_keys(str(f["kind"].iloc[0]), stack_of(f))
+        return next((self.stages_[k] for k in keys if k in self.stages_), None)
 
     def _fit_stacks(self, key: str, f: pd.DataFrame, z: np.ndarray, log_ratio: np.ndarray) -> None:
         """Beside kind stage ``key``, one stage per software stack with that stack's train-over-inference offset.
@@ -313,7 +315,7 @@ class _StageSet:
             return
         entry = self.stages_[key]
         stage: LogLinearStage = entry["stage"]
-        resid = np.asarray(log_ratio, float) - np.clip(np.asarray(z, float), stage.z_min_, stage.z_max_) @ stage.coef_
+        resid = np.asarray(log_ratio, float) - stage.predict(z)[:, 1]
         hardware, stacks = f["hardware"].astype(str).to_numpy(), f["stack"].fillna("").astype(str).to_numpy()
         train = (f["mode"] == "train").to_numpy()
         for stack in sorted(set(stacks) - {""}):
@@ -378,7 +380,7 @@ class _StageSet:
     def stage_key(self, hardware: str, kind: str, stack: str = "") -> str | None:
         """The stage used for a device: its own, its software stack's, its kind's, or ``None`` (prior)."""
         check_fitted(self, "stages_")
-        for key in (hardware, *([f"kind:{kind}:{stack}"] if stack else []), f"kind:{kind}"):
+        for key in (hardware, *self._pooled_keys(kind, stack)):
             if key in self.stages_:
                 return key
         return None
