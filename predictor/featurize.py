@@ -1,12 +1,15 @@
 """Op features for the cost model: work, shapes and parallelism of an op plus its hardware, in log space.
 
 Input is an op table (``OP_COLUMNS``: an ``analyze`` op table or microbenchmark rows) and one hardware
-descriptor. The roofline time uses the descriptor's *spec* values, known for every device, calibrated or
-not. A GPU is described by its spec sheet only (peaks, bandwidth, SMs, clocks, L2, power limit:
-:mod:`flopcast.predictor.device_traits`), the same for a GPU with measurements and one without, so that what
-the op model learns from measured GPUs carries to the others. A CPU's spec values are guesses (a probed CPU's
-bandwidth, turbo under load), so its measured ceilings enter as efficiency features (measured / spec),
-imputed for CPUs never measured.
+descriptor. A GPU's roofline uses its *spec* values: a GPU is described by its spec sheet only (peaks,
+bandwidth, SMs, clocks, L2, power limit: :mod:`flopcast.predictor.device_traits`), the same for a GPU with
+measurements and one without, so that what the op model learns from measured GPUs carries to the others. A
+CPU's spec values are guesses (a probed CPU's bandwidth, turbo under load: our 2-core VMs' probes say 10 GB/s
+where they stream 38-66 GB/s), so its measured ceilings enter as efficiency features (measured / spec, imputed
+for CPUs never measured) and its roofline is taken at the ceilings it sustains (spec x efficiency): an op's
+ratio to that roofline is then about the op, not about how wrong the CPU's guessed spec is (the 196 KB GEMV of
+each step of a GRU was priced at 22 us from a 10 GB/s roofline, 8 us now; the GRU classifier's inference ops
+on the Zen 5 VM sum to 2.4 ms against 2.5 ms measured, 6.2 ms before).
 """
 
 from __future__ import annotations
@@ -248,14 +251,21 @@ def featurize(ops: pd.DataFrame, hw: HardwareView, precision: str = "fp32") -> p
         peak_by_key["fp32"] *= fp32_issue_share(d)
     bw = float(d.memory_bandwidth_bytes_per_s)
     peak = np.array([peak_by_key[k] for k in keys])
+    if d.kind != "gpu":  # a CPU's spec values are guesses: its roofline at the ceilings it sustains (measured or
+        sustained = {k: hw.peak_eff.get(k, hw.peak_eff.get("fp32", math.nan)) for k in set(keys)}  # imputed)
+        peak = peak * np.array([sustained[k] if np.isfinite(sustained[k]) and sustained[k] > 0 else 1.0
+                                for k in keys])
+        bw_roof = bw * hw.bw_eff if np.isfinite(hw.bw_eff) and hw.bw_eff > 0 else bw
+    else:
+        bw_roof = bw
     shapes = _shape_stats(ops["input_shapes"].astype(str))
     out = _out_stats(ops["output_shapes"].astype(str))
     tile = category.map(TILE_ELEMENTS).fillna(DEFAULT_TILE).to_numpy(dtype=float)
     cu = max(float(d.compute_units or 1), 1.0)
     tiles = np.maximum(np.ceil(out["out_numel"].to_numpy() / tile), 1.0)
     waves = np.ceil(tiles / cu)
-    roof = roofline_time_s(flops, nbytes, peak, bw)
-    t_compute, t_memory = flops / np.maximum(peak, _EPS), nbytes / max(bw, _EPS)
+    roof = roofline_time_s(flops, nbytes, peak, bw_roof)
+    t_compute, t_memory = flops / np.maximum(peak, _EPS), nbytes / max(bw_roof, _EPS)
     f = pd.DataFrame(index=ops.index)
     f["log_flops"] = np.log10(flops + 1)
     f["log_bytes"] = np.log10(nbytes + 1)
@@ -280,7 +290,7 @@ def featurize(ops: pd.DataFrame, hw: HardwareView, precision: str = "fp32") -> p
     f["hw_log_clock"] = math.log10(max(d.clock_hz or 1e9, 1.0))
     f["hw_log_mem"] = math.log10(max(d.memory_bytes or 1.0, 1.0))
     f["hw_log_launch"] = math.log10(hw.launch_overhead_s)
-    f["hw_log_ridge"] = np.log10(np.maximum(peak, 1.0) / max(bw, 1.0))
+    f["hw_log_ridge"] = np.log10(np.maximum(peak, 1.0) / max(bw_roof, 1.0))
     f["hw_log_bw_per_cu"] = math.log10(max(bw, 1.0) / cu)
     f["hw_peak_eff"] = [hw.peak_eff.get(k, hw.peak_eff.get("fp32", math.nan)) for k in keys]
     f["hw_bw_eff"] = hw.bw_eff

@@ -61,6 +61,23 @@ def test_roofline_time_is_max_of_compute_and_memory(gpu):
     assert f["roofline_s"].iloc[0] == pytest.approx(expected)
 
 
+def test_a_cpu_roofline_is_at_the_ceilings_it_sustains_a_gpu_at_its_spec_sheet(gpu):
+    """A CPU's spec is a guess (a probe's bandwidth): its roofline takes its measured (or imputed) ceilings."""
+    ops = op_rows(2)
+    mm, add = ops.iloc[0], ops.iloc[1]
+    cpu = HardwareView.of(HardwareDescriptor.from_dict(DEVICES["test-cpu"]))
+    f = featurize(ops, cpu)
+    assert f["roofline_s"].iloc[0] == pytest.approx(max(mm["flops"] / 1.5e11,
+                                                        (mm["bytes_read"] + mm["bytes_written"]) / 3e10))
+    assert f["roofline_s"].iloc[1] == pytest.approx(max(add["flops"] / 1.5e11,
+                                                        (add["bytes_read"] + add["bytes_written"]) / 3e10))
+    probe = {k: v for k, v in DEVICES["test-cpu"].items() if not k.startswith("measured")}
+    imputed = HardwareView.of(HardwareDescriptor.from_dict(probe), imputed_eff={"peak": 0.5, "bw": 2.0})
+    assert featurize(ops, imputed)["roofline_s"].iloc[1] == pytest.approx(
+        max(add["flops"] / 1e11, (add["bytes_read"] + add["bytes_written"]) / 8e10))
+    assert featurize(ops, gpu)["hw_bw_eff"].isna().all()  # a GPU: spec only (the test above)
+
+
 @pytest.mark.parametrize(("dtype", "category", "precision", "kind", "key"), [
     ("float32", "matmul", "tf32", "gpu", "tf32"),
     ("float32", "elementwise", "tf32", "gpu", "fp32"),
