@@ -251,13 +251,11 @@ def featurize(ops: pd.DataFrame, hw: HardwareView, precision: str = "fp32") -> p
         peak_by_key["fp32"] *= fp32_issue_share(d)
     bw = float(d.memory_bandwidth_bytes_per_s)
     peak = np.array([peak_by_key[k] for k in keys])
+    peak_eff = np.array([hw.peak_eff.get(k, hw.peak_eff.get("fp32", math.nan)) for k in keys], float)
+    bw_roof = bw
     if d.kind != "gpu":  # a CPU's spec values are guesses: its roofline at the ceilings it sustains (measured or
-        sustained = {k: hw.peak_eff.get(k, hw.peak_eff.get("fp32", math.nan)) for k in set(keys)}  # imputed)
-        peak = peak * np.array([sustained[k] if np.isfinite(sustained[k]) and sustained[k] > 0 else 1.0
-                                for k in keys])
+        peak = peak * np.where(np.isfinite(peak_eff) & (peak_eff > 0), peak_eff, 1.0)  # imputed efficiencies)
         bw_roof = bw * hw.bw_eff if np.isfinite(hw.bw_eff) and hw.bw_eff > 0 else bw
-    else:
-        bw_roof = bw
     shapes = _shape_stats(ops["input_shapes"].astype(str))
     out = _out_stats(ops["output_shapes"].astype(str))
     tile = category.map(TILE_ELEMENTS).fillna(DEFAULT_TILE).to_numpy(dtype=float)
@@ -292,7 +290,7 @@ def featurize(ops: pd.DataFrame, hw: HardwareView, precision: str = "fp32") -> p
     f["hw_log_launch"] = math.log10(hw.launch_overhead_s)
     f["hw_log_ridge"] = np.log10(np.maximum(peak, 1.0) / max(bw_roof, 1.0))
     f["hw_log_bw_per_cu"] = math.log10(max(bw, 1.0) / cu)
-    f["hw_peak_eff"] = [hw.peak_eff.get(k, hw.peak_eff.get("fp32", math.nan)) for k in keys]
+    f["hw_peak_eff"] = peak_eff
     f["hw_bw_eff"] = hw.bw_eff
     for name in TRAIT_NAMES:
         f[name] = hw.traits.get(name, math.nan)
