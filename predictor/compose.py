@@ -155,7 +155,8 @@ def compose(model: CostModel, ops: pd.DataFrame, d: HardwareDescriptor, precisio
     """
     t = op_times(model, ops, d, precision)
     f, q, repeat, known = t.features, t.q, t.repeat, t.known
-    share = model.op_power.predict(f) if model.op_power is not None else prior_power_share(f)
+    learned = model.op_power is not None and model.op_power.covers(d.kind)
+    share = model.op_power.predict(f) if learned else prior_power_share(f)
     total = float(q[:, 1].sum())
     launch_bound = q[:, 1] < LAUNCH_BOUND_FACTOR * t.launch_overhead_s * repeat
     by_category = pd.Series(q[:, 1], index=f.index).groupby(f["category"]).sum()

@@ -225,7 +225,9 @@ class OpTimeModel(_Booster):
 class OpPowerModel(_Booster):
     """Dynamic power of an op as a share of the device's dynamic range: ``(P - idle) / (TDP - idle)`` in [0, 1].
 
-    Fitted on microbenchmark rows with a measured average power (NVML, RAPL).
+    Fitted on microbenchmark rows with a measured average power (NVML, RAPL). It prices ops of the device kinds
+    it learned from (:meth:`covers`): a GPU's share of its power range per op says nothing of a CPU's, whose
+    ops take the prior (:func:`~flopcast.predictor.power.prior_power_share`) until a CPU's power is measured.
     """
 
     def __init__(self, n_estimators: int = 120, max_depth: int = 4, learning_rate: float = 0.1,
@@ -234,8 +236,13 @@ class OpPowerModel(_Booster):
         super().__init__(n_estimators, max_depth, learning_rate, min_child_weight, subsample, colsample_bytree,
                          n_jobs, random_state)
 
-    def fit(self, features: pd.DataFrame, power_share: np.ndarray) -> OpPowerModel:
+    def fit(self, features: pd.DataFrame, power_share: np.ndarray, kinds: Sequence[str] = ("gpu",)) -> OpPowerModel:
         """Fit on measured power shares (clipped to [0, 1]).
+
+        Args:
+            features: featurized op rows.
+            power_share: their measured dynamic power shares.
+            kinds: the device kinds of those rows (``gpu``, ``cpu``): the kinds the model prices.
 
         Returns:
             ``self``.
@@ -249,9 +256,19 @@ class OpPowerModel(_Booster):
         self._learn_vocab(features)
         params = self._params(objective="reg:logistic")
         self.booster_ = xgb.train(params, self._matrix(features, share), num_boost_round=self.n_estimators)
+        self.kinds_ = sorted(set(kinds))
         self.train_metrics_ = {"rows": len(share),
                                "mean_abs_error": float(np.mean(np.abs(self.predict(features) - share)))}
         return self
+
+    def covers(self, kind: str) -> bool:
+        """Whether the model learned from measured power of devices of ``kind``.
+
+        Raises:
+            NotFittedError: before ``fit``.
+        """
+        check_fitted(self, "kinds_")
+        return kind in self.kinds_
 
     def predict(self, features: pd.DataFrame) -> np.ndarray:
         """Predicted dynamic power share per op, in [0, 1].
@@ -267,12 +284,13 @@ class OpPowerModel(_Booster):
     def state(self) -> dict[str, Any]:
         """Learned state other than the booster (JSON-able)."""
         check_fitted(self, "booster_")
-        return {"vocab": self.vocab_, "train_metrics": self.train_metrics_}
+        return {"vocab": self.vocab_, "train_metrics": self.train_metrics_, "kinds": self.kinds_}
 
     def set_state(self, booster: xgb.Booster, state: Mapping[str, Any]) -> OpPowerModel:
-        """Restore a fitted model from its booster and :meth:`state`."""
+        """Restore a fitted model from its booster and :meth:`state` (a state without kinds: GPU rows only)."""
         self.booster_ = booster
         self.vocab_ = {k: list(v) for k, v in state["vocab"].items()}
+        self.kinds_ = list(state.get("kinds", ["gpu"]))
         self.train_metrics_ = dict(state["train_metrics"])
         return self
 

@@ -227,7 +227,8 @@ def _fit_power(mb: pd.DataFrame, features: pd.DataFrame, descs: dict[str, Hardwa
         return None
     share = np.concatenate([power_share_target(g["avg_power_w"], descs[h]) for h, g in mb[ok].groupby("hardware")])
     index = np.concatenate([g.index.to_numpy() for _, g in mb[ok].groupby("hardware")])
-    return OpPowerModel().fit(features.loc[index], share)
+    kinds = [descs[h].kind for h in mb.loc[ok, "hardware"].unique()]
+    return OpPowerModel().fit(features.loc[index], share, kinds=kinds)
 
 
 def composed_steps(model: CostModel, steps: pd.DataFrame, descs: dict[str, HardwareDescriptor],

@@ -88,3 +88,27 @@ def test_a_gpu_step_is_composed_at_the_least_harness_overhead_of_the_models_gpus
     # its kernels run as long whatever harness timed its microbenchmarks: the step's op times are the same
     assert compose(slow, ops, GPU, "fp32").ops_s == pytest.approx(compose(model, ops, GPU, "fp32").ops_s)
     assert compose(slow, ops, GPU, "fp32").launch_overhead_s == pytest.approx(40 * own)  # its own tiny-op time
+
+
+def test_a_cpu_takes_the_prior_power_share_where_only_gpu_power_was_measured(dataset):
+    import dataclasses
+
+    from flopcast.calibration.descriptor import HardwareDescriptor
+    from flopcast.predictor.power import prior_power_share
+    from flopcast.predictor.training import FitConfig, fit_op_stage
+    from tests.datasets.synthetic import DEVICES, op_rows
+
+    mb = dataset.microbench.copy()
+    cpu_rows = (mb["hardware"] == "test-cpu").to_numpy()
+    mb.loc[cpu_rows, "energy_source"] = "codecarbon-tdp"  # an estimate, not a measurement: no CPU power learned
+    model = fit_op_stage(dataclasses.replace(dataset, microbench=mb), FitConfig(n_estimators=30, progress=False))
+    assert model.op_power.covers("gpu") and not model.op_power.covers("cpu")
+    ops = op_rows(40).assign(python_call=True)
+    cpu = HardwareDescriptor.from_dict(DEVICES["test-cpu"])
+    for d, expected in ((cpu, prior_power_share), (GPU, model.op_power.predict)):
+        t = op_times(model, ops, d, "fp32")
+        share = expected(t.features)
+        weighted = float(np.sum(share * t.q[:, 1]) / t.q[:, 1].sum())
+        assert compose(model, ops, d, "fp32").power_share == pytest.approx(weighted)
+    both = fit_op_stage(dataset, FitConfig(n_estimators=30, progress=False))  # CPU rows with RAPL power
+    assert both.op_power.covers("cpu") and both.op_power.covers("gpu")
