@@ -98,6 +98,20 @@ def copy_bandwidth_bytes_per_s(device: str, n_bytes: int, min_window_s: float = 
     return 2.0 * src.numel() * src.element_size() / m.time_s
 
 
+def first_touch_bytes_per_s(n_bytes: int = 64 * 2**20, min_window_s: float = 0.05) -> float | None:
+    """A CPU's rate of faulting in freshly mapped memory, bytes/s (``None`` where it costs nothing measurable).
+
+    ``torch.sqrt`` of an ``n_bytes`` float32 tensor into a fresh output (mapped anew above glibc's 32 MiB mmap
+    threshold: :mod:`flopcast.predictor.first_touch`) against the same into a reused one; the difference is the
+    first touch of ``n_bytes``. Less than 5 % apart (transparent huge pages, another allocator): ``None``.
+    """
+    x = torch.rand(n_bytes // 4) + 0.1
+    y = torch.empty_like(x)
+    fresh = measure(lambda: torch.sqrt(x), min_window_s=min_window_s, warmup=2, energy_window_s=0).time_s
+    reused = measure(lambda: torch.sqrt(x, out=y), min_window_s=min_window_s, warmup=2, energy_window_s=0).time_s
+    return n_bytes / (fresh - reused) if fresh > 1.05 * reused else None
+
+
 def launch_overhead_s(device: str, min_window_s: float = 0.05) -> float:
     """Launch overhead, s: time per call of a tiny op (in-place add on a 1-element tensor) run back to back.
 
@@ -142,7 +156,8 @@ def measure_ceilings(
 
     Returns:
         ``measured_peak_flops_per_s`` (dtype -> FLOP/s), ``measured_bandwidth_bytes_per_s`` (bytes/s),
-        ``launch_overhead_s`` (s) and ``idle_power_w`` (W, ``None`` without NVML or RAPL).
+        ``launch_overhead_s`` (s), ``idle_power_w`` (W, ``None`` without NVML or RAPL) and, on a CPU,
+        ``measured_first_touch_bytes_per_s`` (bytes/s, :func:`first_touch_bytes_per_s`).
 
     """
     sizes = SIZES[(_kind(device), quick)]
@@ -157,4 +172,6 @@ def measure_ceilings(
         "measured_peak_flops_per_s": {
             dtype: matmul_flops_per_s(device, dtype, sizes.matmul_n, sizes.min_window_s) for dtype in dtypes
         },
+        **({"measured_first_touch_bytes_per_s": first_touch_bytes_per_s(min_window_s=sizes.min_window_s)}
+           if _kind(device) == "cpu" else {}),
     }

@@ -36,6 +36,9 @@ class HardwareDescriptor:
         launch_overhead_s: measured time of a tiny op (dispatch + launch), s.
         measured_peak_flops_per_s: measured dense matmul throughput per dtype, FLOP/s.
         measured_bandwidth_bytes_per_s: measured device-memory copy bandwidth (read + write), bytes/s.
+        measured_first_touch_bytes_per_s: a CPU's measured rate of writing freshly mapped memory (outputs of
+            >= 32 MiB fault in their pages on every step: :mod:`flopcast.predictor.first_touch`), bytes/s;
+            ``None``: not measured, or no cost measurable.
         extra: free-form probe facts (ISA flags, threads, driver and CUDA versions).
     """
 
@@ -55,6 +58,7 @@ class HardwareDescriptor:
     launch_overhead_s: float | None = None
     measured_peak_flops_per_s: dict[str, float] = field(default_factory=dict)
     measured_bandwidth_bytes_per_s: float | None = None
+    measured_first_touch_bytes_per_s: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def peak_for(self, dtype: str) -> float:

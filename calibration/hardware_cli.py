@@ -143,6 +143,9 @@ def descriptor_table(d: HardwareDescriptor) -> Table:
         table.add_row("launch overhead", f"{d.launch_overhead_s * 1e6:.1f} µs")
     if d.idle_power_w is not None:
         table.add_row("idle power", f"{d.idle_power_w:.1f} W")
+    if d.measured_first_touch_bytes_per_s:
+        table.add_row("first touch", f"{d.measured_first_touch_bytes_per_s / 1e9:.3g} GB/s (measured: fresh outputs "
+                      ">= 32 MiB)")
     for key, value in sorted(d.extra.items()):
         table.add_row(f"extra.{key}", str(value))
     return table

@@ -68,6 +68,7 @@ CONFIGS = (
     Config(f"{HELDOUT}:tiny_encoder", ("int64[B,64]<5000",), 8, "train"),
     Config(f"{HELDOUT}:separable_cnn", ("float32[B,3,64,64]",), 16, "infer"),
     Config(f"{HELDOUT}:autoencoder", ("float32[B,784]",), 256, "infer"),
+    Config(f"{HELDOUT}:bow_classifier", ("int64[B,64]<100000",), 32, "train"),
 )
 
 

@@ -219,7 +219,8 @@ def op_quantiles(model: CostModel, f: pd.DataFrame, overhead_s: float | np.ndarr
     if (~known).any():
         base = f.loc[~known, "roofline_s"].to_numpy() + overhead_s[~known]
         spread = np.array([-FALLBACK_LOG_INTERVAL, 0.0, FALLBACK_LOG_INTERVAL])
-        q[~known] = base[:, None] * np.exp(model.op_time.fallback_log_ratio_ + spread)
+        q[~known] = base[:, None] * np.exp(model.op_time.fallback_log_ratio_ + spread) \
+            + model.op_time.first_touch_s(f[~known])[:, None]
     return q, known
 
 

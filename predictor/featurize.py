@@ -25,6 +25,7 @@ import pandas as pd
 from flopcast.calibration.descriptor import HardwareDescriptor, peak_key
 from flopcast.features.attention_mask import executed_flops
 from flopcast.predictor.device_traits import TRAIT_NAMES, fp32_issue_share, traits
+from flopcast.predictor.first_touch import first_touch_s
 
 TILE_ELEMENTS = {"matmul": 128 * 128, "conv": 128 * 128, "attention": 128 * 64, "rnn": 128 * 128}
 """Output elements one thread block (GPU) or task (CPU) computes, by category; others use :data:`DEFAULT_TILE`."""
@@ -236,7 +237,9 @@ def featurize(ops: pd.DataFrame, hw: HardwareView, precision: str = "fp32") -> p
         precision: step precision (``tf32`` maps fp32 matmul-like ops to the TF32 peak on GPUs).
 
     Returns:
-        One row per op: :data:`FEATURES` (categoricals as strings), ``roofline_s`` (s) and ``peak_key``.
+        One row per op: :data:`FEATURES` (categoricals as strings), ``roofline_s`` (s), ``first_touch_s`` (s: on
+        a CPU with a measured first-touch rate, the page faults of the op's fresh large outputs,
+        :func:`~flopcast.predictor.first_touch.first_touch_s`; else 0) and ``peak_key``.
     """
     d = hw.descriptor
     flops = executed_flops(ops)
@@ -306,6 +309,7 @@ def featurize(ops: pd.DataFrame, hw: HardwareView, precision: str = "fp32") -> p
     f["phase"] = np.where(gemm_op, "any", ops["phase"].astype(str).to_numpy())
     f["dtype"] = np.array(keys)
     f["roofline_s"] = roof
+    f["first_touch_s"] = first_touch_s(ops, d.measured_first_touch_bytes_per_s) if d.kind == "cpu" else 0.0
     f["peak_key"] = keys
     return f
 

@@ -125,7 +125,7 @@ class OpTimeModel(_Booster):
             raise ValueError("no measured op rows to fit the op model on")
         if not np.all(np.isfinite(time_s) & (time_s > 0)):
             raise ValueError("op times must be finite and > 0 (filter untrusted rows first)")
-        y = np.log(time_s / self.base_time_s(features, overhead_s))
+        y = np.log(self.modelled_time_s(features, time_s) / self.base_time_s(features, overhead_s))
         self._learn_vocab(features)
         self.intercept_ = float(np.median(y))
         self.offsets_: dict[str, list[float]] = {}
@@ -162,6 +162,22 @@ class OpTimeModel(_Booster):
         """The normaliser of the target: roofline time plus launch overhead, s."""
         return features["roofline_s"].to_numpy(float) + np.asarray(overhead_s, float)
 
+    @staticmethod
+    def first_touch_s(features: pd.DataFrame) -> np.ndarray:
+        """Each row's page-fault time for fresh large outputs (a CPU's, where measured; else 0), s.
+
+        Added to the predicted time as it is, not scaled by the learned ratio: it is the kernel's, not the op's
+        (:mod:`flopcast.predictor.first_touch`).
+        """
+        if "first_touch_s" not in features:
+            return np.zeros(len(features))
+        return features["first_touch_s"].to_numpy(float)
+
+    @classmethod
+    def modelled_time_s(cls, features: pd.DataFrame, time_s: np.ndarray) -> np.ndarray:
+        """The part of measured times the ratio models, s: the time less its first touch (at least a tenth)."""
+        return np.maximum(time_s - cls.first_touch_s(features), FIRST_TOUCH_FLOOR * time_s)
+
     def predict_log_ratio(self, features: pd.DataFrame, offsets: Sequence[Sequence[float] | None] | None = None
                           ) -> np.ndarray:
         """Predicted ``ln(time / base time)`` quantiles, shape ``(n, 3)``, sorted along each row.
@@ -193,7 +209,8 @@ class OpTimeModel(_Booster):
             NotFittedError: before ``fit``.
         """
         rows = None if offsets is None else [offsets] * len(features)
-        return self.base_time_s(features, overhead_s)[:, None] * np.exp(self.predict_log_ratio(features, rows))
+        modelled = self.base_time_s(features, overhead_s)[:, None] * np.exp(self.predict_log_ratio(features, rows))
+        return modelled + self.first_touch_s(features)[:, None]
 
     def known_categories(self) -> set[str]:
         """Op categories present in the training data.
@@ -220,6 +237,11 @@ class OpTimeModel(_Booster):
         self.ranges_ = {kind: {k: list(v) for k, v in r.items()} for kind, r in state["ranges"].items()}
         self.train_metrics_ = dict(state["train_metrics"])
         return self
+
+
+FIRST_TOUCH_FLOOR = 0.1
+"""Share of a measured time the op model keeps when the measured first touch would take all of it (a row timed while
+the kernel faulted faster than the device's first-touch measurement)."""
 
 
 class OpPowerModel(_Booster):

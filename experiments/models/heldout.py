@@ -102,3 +102,26 @@ def separable_cnn() -> nn.Module:
     return nn.Sequential(nn.Conv2d(3, 24, 3, 2, 1, bias=False), nn.BatchNorm2d(24), nn.ReLU6(),
                          *block(24, 48, 2), *block(48, 96, 2), *block(96, 192, 2),
                          nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(192, 10))
+
+
+class BagOfWordsClassifier(nn.Module):
+    """Mean of token embeddings over a 100 000-word vocabulary (width 128) + a 4-way linear head.
+
+    Its 51 MB embedding table has a dense gradient, and AdamW's per-tensor temporaries are as large: outputs above
+    glibc's 32 MiB mmap threshold, page-faulted anew every step on a CPU (``flopcast.predictor.first_touch``).
+    """
+
+    def __init__(self, vocab: int = 100_000, dim: int = 128) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim)
+        self.head = nn.Linear(dim, 4)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        """Logits [B, 4] of token ids [B, S]."""
+        return self.head(self.embed(ids).mean(1))
+
+
+def bow_classifier() -> nn.Module:
+    """:class:`BagOfWordsClassifier` at its default size."""
+    return BagOfWordsClassifier()
+

@@ -20,6 +20,8 @@ def test_quick_cpu_ceilings():
     assert ceilings["measured_bandwidth_bytes_per_s"] > 1e8
     assert 0 < ceilings["launch_overhead_s"] < 1e-3
     assert ceilings["idle_power_w"] is None  # no measuring meter
+    first_touch = ceilings["measured_first_touch_bytes_per_s"]  # a real measurement: a rate, or no cost at all
+    assert first_touch is None or 1e8 < first_touch < 1e12
     calibrated = probe_cpu().with_measurements(**ceilings)
     assert calibrated.calibrated and calibrated.launch_overhead_s == ceilings["launch_overhead_s"]
 
@@ -46,3 +48,14 @@ def test_quick_gpu_ceilings_against_the_catalog():
     if match_vendor_name(spec.vendor_name):
         assert 0.3 < flops["bf16"] / spec.peak_flops_per_s["bf16"] < 1.05
         assert 0.3 < ceilings["measured_bandwidth_bytes_per_s"] / spec.memory_bandwidth_bytes_per_s < 1.05
+
+
+def test_first_touch_is_the_difference_between_a_fresh_and_a_reused_output(monkeypatch):
+    from types import SimpleNamespace
+
+    from flopcast.calibration import ceilings
+
+    times = iter([0.020, 0.004, 0.010, 0.0099])  # fresh, reused; then a machine where both cost the same
+    monkeypatch.setattr(ceilings, "measure", lambda fn, **kw: SimpleNamespace(time_s=next(times)))
+    assert ceilings.first_touch_bytes_per_s(64 * 2**20) == pytest.approx(64 * 2**20 / 0.016)
+    assert ceilings.first_touch_bytes_per_s(64 * 2**20) is None
