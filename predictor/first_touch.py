@@ -4,7 +4,7 @@ PyTorch's CPU allocator has no cache: every op output is a fresh ``posix_memalig
 above its mmap threshold with a fresh ``mmap``, and the dynamic threshold stops rising at 32 MiB
 (``DEFAULT_MMAP_THRESHOLD_MAX`` on 64-bit Linux), so each output of >= 32 MiB is mapped, page-faulted and zeroed
 by the kernel on first write, then unmapped when freed: every step again. On the 2-vCPU Xeon VM of 2026-12-05,
-``torch.sqrt`` of a 64 MiB tensor took 19.5 ms into a fresh output and 4.0 ms into a reused one (~4.3 GB/s of
+``torch.sqrt`` of a 67 MiB tensor took 19.5 ms into a fresh output and 4.0 ms into a reused one (~4.3 GB/s of
 first touch), while below 32 MiB the two were equal (``calibration.ceilings.first_touch_bytes_per_s`` measures
 it). A GPU's caching allocator reuses its blocks: no GPU op pays this.
 """
