@@ -6,6 +6,8 @@ The result's keys are :class:`~flopcast.calibration.descriptor.HardwareDescripto
 
 from __future__ import annotations
 
+import logging
+import os
 import time
 import warnings
 from collections.abc import Iterator
@@ -17,6 +19,8 @@ import torch
 
 from flopcast.calibration.energy import EnergyMeter, select_meter
 from flopcast.calibration.windows import Monitor, UntrustedMeasurementWarning, measure
+
+log = logging.getLogger(__name__)
 
 TORCH_DTYPES = {
     "fp64": torch.float64,
@@ -137,6 +141,25 @@ def idle_power_w(device: str, meter: EnergyMeter, idle_s: float = 2.0) -> float 
     return m.avg_power_w
 
 
+def busy_cpu_note(load_1min: float | None = None, cores: int | None = None) -> str | None:
+    """Why ceilings measured now on this host's CPU may be low: other work running (``None``: the host is idle enough).
+
+    Busy means a 1-minute load average at or above the core count (this process alone counts about 1): a quick
+    campaign run beside a test suite on a 2-vCPU VM measured 8.3 GB/s and 25 GFLOP/s where the idle VM gives
+    55.6 GB/s, and a model calibrated on it priced a step 4.6x too slow.
+
+    Args:
+        load_1min: the load average (``None``: ``os.getloadavg()``).
+        cores: usable cores (``None``: ``os.cpu_count()``).
+    """
+    load = os.getloadavg()[0] if load_1min is None else load_1min
+    n = (os.cpu_count() or 1) if cores is None else cores
+    if load < n:
+        return None
+    return (f"this CPU is busy (load {load:.1f} on {n} cores): its measured ceilings may be low; "
+            "rerun on an idle machine")
+
+
 def measure_ceilings(
     device: str = "cpu",
     dtypes: tuple[str, ...] = ("fp32", "bf16", "fp16"),
@@ -161,6 +184,9 @@ def measure_ceilings(
 
     """
     sizes = SIZES[(_kind(device), quick)]
+    busy = busy_cpu_note() if _kind(device) == "cpu" else None
+    if busy:  # one line on stderr (the CLI configures no logging: Python's last-resort handler prints it)
+        log.warning(busy)
     if meter is None:
         meter = select_meter(device, estimates=False)
     # Idle first: after heavy kernels a GPU stays in a high-power state for seconds (H200: ~125 W vs ~80 W).

@@ -59,3 +59,16 @@ def test_first_touch_is_the_difference_between_a_fresh_and_a_reused_output(monke
     monkeypatch.setattr(ceilings, "measure", lambda fn, **kw: SimpleNamespace(time_s=next(times)))
     assert ceilings.first_touch_bytes_per_s(64 * 2**20) == pytest.approx(64 * 2**20 / 0.016)
     assert ceilings.first_touch_bytes_per_s(64 * 2**20) is None
+
+
+def test_a_busy_cpu_is_named_before_its_ceilings_are_trusted(monkeypatch, caplog):
+    from flopcast.calibration import ceilings
+
+    assert ceilings.busy_cpu_note(0.9, 2) is None  # this process alone
+    note = ceilings.busy_cpu_note(3.6, 2)
+    assert note is not None and "load 3.6 on 2 cores" in note and "rerun on an idle machine" in note
+    monkeypatch.setattr(ceilings.os, "getloadavg", lambda: (64.0, 64.0, 64.0))
+    monkeypatch.setattr(ceilings, "first_touch_bytes_per_s", lambda **kw: None)
+    with caplog.at_level("WARNING", logger=ceilings.__name__):
+        ceilings.measure_ceilings("cpu", dtypes=("fp32",), quick=True, meter=NullMeter(""))
+    assert any("this CPU is busy (load 64.0" in r.getMessage() for r in caplog.records)
