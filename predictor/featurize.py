@@ -14,7 +14,6 @@ on the Zen 5 VM sum to 2.4 ms against 2.5 ms measured, 6.2 ms before).
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ from flopcast.calibration.descriptor import HardwareDescriptor, peak_key
 from flopcast.features.attention_mask import executed_flops
 from flopcast.predictor.device_traits import TRAIT_NAMES, fp32_issue_share, traits
 from flopcast.predictor.first_touch import first_touch_s
+from flopcast.predictor.shape_cells import parse_shapes
 
 TILE_ELEMENTS = {"matmul": 128 * 128, "conv": 128 * 128, "attention": 128 * 64, "rnn": 128 * 128}
 """Output elements one thread block (GPU) or task (CPU) computes, by category; others use :data:`DEFAULT_TILE`."""
@@ -176,10 +176,7 @@ def _shape_stats(shapes_json: pd.Series) -> pd.DataFrame:
 
 
 def _stats_of(text: str) -> tuple[float, ...]:
-    try:
-        shapes = json.loads(text) if text else []
-    except (TypeError, json.JSONDecodeError):
-        shapes = []
+    shapes = parse_shapes(text)
     first = next((s for s in shapes if s), [])
     dims = [d for s in shapes for d in s] or [1]
     last2 = first[-2:] or [1]
@@ -192,10 +189,7 @@ def _out_stats(shapes_json: pd.Series) -> pd.DataFrame:
     rows = []
     for text in shapes_json:
         if text not in cache:
-            try:
-                shapes = json.loads(text) if text else []
-            except (TypeError, json.JSONDecodeError):
-                shapes = []
+            shapes = parse_shapes(text)
             numel = sum(math.prod(s) for s in shapes) if shapes else 0
             first = next((s for s in shapes if s), [1])
             m, n = ([1, *first][-2:])

@@ -11,10 +11,10 @@ it). A GPU's caching allocator reuses its blocks: no GPU op pays this.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pandas as pd
+
+from flopcast.predictor.shape_cells import parse_shapes
 
 MMAP_THRESHOLD_BYTES = 32 * 2**20
 """Outputs of at least this size are freshly mapped on every allocation (glibc's largest mmap threshold)."""
@@ -39,19 +39,11 @@ def fresh_bytes(ops: pd.DataFrame) -> np.ndarray:
     for i, (name, shapes) in enumerate(zip(ops["op"].astype(str), ops["output_shapes"].astype(str), strict=True)):
         if written[i] < MMAP_THRESHOLD_BYTES or name.endswith("_"):
             continue
-        sizes = [float(np.prod(s)) for s in _shapes(shapes)]
+        cell = parse_shapes(shapes)
+        sizes = [float(np.prod(s)) for s in cell if isinstance(s, list)] if isinstance(cell, list) else []
         itemsize = written[i] / max(sum(sizes), 1.0)
         out[i] = sum(n * itemsize for n in sizes if n * itemsize >= MMAP_THRESHOLD_BYTES)
     return out
-
-
-def _shapes(text: str) -> list[list[int]]:
-    """The shapes of an ``output_shapes`` cell (an empty list where it is not a JSON list of shapes)."""
-    try:
-        shapes = json.loads(text)
-    except (TypeError, ValueError):
-        return []
-    return [s for s in shapes if isinstance(s, list)] if isinstance(shapes, list) else []
 
 
 def first_touch_s(ops: pd.DataFrame, bytes_per_s: float | None) -> np.ndarray:
